@@ -1,0 +1,143 @@
+"""Classical solvers: the step functions of ``steps.py`` iterated with fixed (or scheduled) parameters.
+
+Each ``run_*`` returns a Trajectory holding every iterate x_0, ..., x_K, because theory speaks per
+iteration. ``step`` is a float or a length-K schedule (one value per iteration, e.g. a learned one).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from unfoldkit.unrolled.problems.base import Problem, Reference
+from unfoldkit.unrolled.problems.linear import LinearInverseProblem
+from unfoldkit.unrolled.problems.sparse import SparseRecovery
+from unfoldkit.unrolled.steps import (
+    admm_lasso_step,
+    fista_momentum,
+    fista_step,
+    gradient_step,
+    proximal_gradient_step,
+)
+from unfoldkit.unrolled.validation import batch_tensor, nonnegative_int, positive_real, step_schedule
+
+
+@dataclass
+class Trajectory:
+    """Iterates of shape (K+1, B, n): index k holds x_k for the whole batch (x_0 first)."""
+
+    iterates: torch.Tensor
+    algorithm: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_steps(self) -> int:
+        return self.iterates.shape[0] - 1
+
+    @property
+    def final(self) -> torch.Tensor:
+        return self.iterates[-1]
+
+    def objective(self, problem: Problem, y: torch.Tensor) -> torch.Tensor:
+        """F(x_k; y) for every k and batch row, shape (K+1, B)."""
+        k1, b, n = self.iterates.shape
+        flat = self.iterates.reshape(k1 * b, n)
+        return problem.objective(flat, y.repeat(k1, 1)).reshape(k1, b)
+
+    def objective_gap(self, problem: Problem, y: torch.Tensor, reference: Reference) -> torch.Tensor:
+        """F(x_k) - F(x_ref), shape (K+1, B): a lower bound on F(x_k) - F*, off by at most reference.gap."""
+        return self.objective(problem, y) - reference.objective.to(self.iterates.dtype)
+
+    def distance(self, x_star: torch.Tensor) -> torch.Tensor:
+        """||x_k - x*||_2, shape (K+1, B)."""
+        return (self.iterates - x_star.to(self.iterates.dtype)).norm(dim=-1)
+
+
+def _start(problem: Problem, y: torch.Tensor, x0: torch.Tensor | None) -> torch.Tensor:
+    problem.check_y(y)
+    if x0 is None:
+        return problem.initial_point(y)
+    batch_tensor("x0", x0, problem.n)
+    if x0.shape[0] != y.shape[0]:
+        raise ValueError(f"x0 has batch size {x0.shape[0]} but y has {y.shape[0]}")
+    return x0.to(dtype=y.dtype, device=y.device)
+
+
+def _steps(problem: Problem, step: Any, num_steps: int) -> np.ndarray:
+    return step_schedule("step", 1.0 / problem.L if step is None else step, num_steps)
+
+
+def run_gd(problem: Problem, y: torch.Tensor, num_steps: int, step: Any = None,
+           x0: torch.Tensor | None = None) -> Trajectory:
+    """Gradient descent x_{k+1} = x_k - gamma_k grad f(x_k) on the smooth part f (default gamma = 1/L)."""
+    num_steps = nonnegative_int("num_steps", num_steps)
+    gammas = _steps(problem, step, max(num_steps, 1))[:num_steps]
+    x = _start(problem, y, x0)
+    grad_fn = lambda v: problem.grad(v, y)  # noqa: E731
+    out = [x]
+    for g in gammas:
+        x = gradient_step(x, grad_fn, float(g))
+        out.append(x)
+    return Trajectory(torch.stack(out), "gd", {"step": gammas.tolist()})
+
+
+def run_ista(problem: Problem, y: torch.Tensor, num_steps: int, step: Any = None,
+             x0: torch.Tensor | None = None) -> Trajectory:
+    """ISTA / proximal gradient x_{k+1} = prox_{gamma_k g}(x_k - gamma_k grad f(x_k)) (default gamma = 1/L)."""
+    num_steps = nonnegative_int("num_steps", num_steps)
+    gammas = _steps(problem, step, max(num_steps, 1))[:num_steps]
+    x = _start(problem, y, x0)
+    grad_fn = lambda v: problem.grad(v, y)  # noqa: E731
+    out = [x]
+    for g in gammas:
+        gf = float(g)
+        x = proximal_gradient_step(x, grad_fn, gf, lambda v, gf=gf: problem.prox(v, gf))
+        out.append(x)
+    return Trajectory(torch.stack(out), "ista", {"step": gammas.tolist()})
+
+
+def run_fista(problem: Problem, y: torch.Tensor, num_steps: int, step: Any = None,
+              momentum: Any = None, x0: torch.Tensor | None = None) -> Trajectory:
+    """FISTA (Beck & Teboulle 2009): per-step gamma_k (default 1/L) and momentum beta_k (default theirs)."""
+    num_steps = nonnegative_int("num_steps", num_steps)
+    gammas = _steps(problem, step, max(num_steps, 1))[:num_steps]
+    if momentum is None:
+        betas = fista_momentum(num_steps)
+    else:
+        betas = np.broadcast_to(np.asarray(momentum, dtype=np.float64), (num_steps,)).copy()
+        if not np.all(np.isfinite(betas)):
+            raise ValueError("momentum contains NaN or inf")
+    x = _start(problem, y, x0)
+    x_prev = x
+    grad_fn = lambda v: problem.grad(v, y)  # noqa: E731
+    out = [x]
+    for g, b in zip(gammas, betas):
+        gf = float(g)
+        x, x_prev = fista_step(x, x_prev, grad_fn, gf, float(b), lambda v, gf=gf: problem.prox(v, gf)), x
+        out.append(x)
+    return Trajectory(torch.stack(out), "fista", {"step": gammas.tolist(), "momentum": betas.tolist()})
+
+
+def run_admm(problem: SparseRecovery, y: torch.Tensor, num_steps: int, rho: Any = None,
+             x0: torch.Tensor | None = None) -> Trajectory:
+    """ADMM for the LASSO (scaled form, split x = z), recording z_k; rho > 0 (default L, i.e. ||A||^2).
+
+    The iterates z_k are sparse and feasible for F; the default rho = L is a common heuristic, not tuned.
+    """
+    if not isinstance(problem, LinearInverseProblem) or not hasattr(problem, "lam"):
+        raise ValueError("run_admm needs a LASSO problem (SparseRecovery)")
+    num_steps = nonnegative_int("num_steps", num_steps)
+    rhos = step_schedule("rho", problem.L if rho is None else rho, max(num_steps, 1))[:num_steps]
+    z = _start(problem, y, x0)
+    u = torch.zeros_like(z)
+    w, v = problem.gram_eigh
+    w_t, v_t = problem._tensor("gram_w", w, z), problem._tensor("gram_v", v, z)
+    aty = y @ problem.matrix(z)
+    out = [z]
+    for r in rhos:
+        rf = positive_real("rho", float(r))
+        _, z, u = admm_lasso_step(z, u, aty, w_t, v_t, rf, problem.lam / rf)
+        out.append(z)
+    return Trajectory(torch.stack(out), "admm", {"rho": rhos.tolist()})
