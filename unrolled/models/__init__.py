@@ -1,0 +1,1 @@
+"""Unfolded models (see base.py for the contract)."""

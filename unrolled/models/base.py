@@ -1,0 +1,89 @@
+"""Base class of every unfolded model: K layers iterating a step of ``unrolled/steps.py``.
+
+Contract (used by training, checkpoints, theory checks and reports):
+- ``forward(y, trajectory=False)``: y of shape (B, m) -> x_K of shape (B, n); with ``trajectory=True``
+  the whole trajectory (K+1, B, n), x_0 first (theory speaks per layer).
+- ``config()``: JSON-serialisable constructor arguments (without the problem), so that
+  ``MODELS[family](problem, **config)`` rebuilds the same architecture.
+- ``parameter_info()``: one ParamInfo per parameter tensor: its name, shape, whether it is learned, and
+  whether it is tied (one value shared by all layers) or untied (one per layer).
+- ``from_classical(problem, num_layers, ...)``: a model whose initial parameters reproduce the classical
+  algorithm exactly (same iterates up to float round-off).
+Models are float32 by default; pass ``dtype=torch.float64`` for theory-grade runs. They run on CPU or
+CUDA: the problem's matrices are fetched in the dtype and device of the input.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from unfoldkit.unrolled.problems.base import Problem
+from unfoldkit.unrolled.validation import positive_int
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """Description of one parameter tensor of an unfolded model."""
+
+    name: str
+    shape: tuple[int, ...]
+    learned: bool
+    tied: bool
+    meaning: str = ""
+
+
+class UnfoldedModel(nn.Module):
+    """Abstract unfolded network over a Problem; subclasses implement ``_layer`` and ``config``."""
+
+    #: registry name (``unrolled.models.MODELS``), stored in checkpoints
+    family: ClassVar[str] = "unfolded"
+    #: survey paradigm: "hyperparameters", "objective", "correction" or "inductive-bias"
+    paradigm: ClassVar[str] = ""
+
+    def __init__(self, problem: Problem, num_layers: int, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.problem = problem
+        self.num_layers = positive_int("num_layers", num_layers)
+        self.model_dtype = dtype
+
+    # -- to implement ---------------------------------------------------------------------------
+    def _init_state(self, y: torch.Tensor) -> Any:
+        """State before layer 0; default: x_0 = 0 (a tensor)."""
+        return self.problem.initial_point(y)
+
+    def _layer(self, k: int, state: Any, y: torch.Tensor) -> Any:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def _readout(self, state: Any) -> torch.Tensor:
+        """The iterate x_k held by a state; default: the state is x_k."""
+        return state
+
+    def config(self) -> dict[str, Any]:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    # -- shared -------------------------------------------------------------------------------
+    def forward(self, y: torch.Tensor, trajectory: bool = False) -> torch.Tensor:
+        y = self.problem.check_y(y).to(self.model_dtype)
+        state = self._init_state(y)
+        out = [self._readout(state)] if trajectory else None
+        for k in range(self.num_layers):
+            state = self._layer(k, state, y)
+            if out is not None:
+                out.append(self._readout(state))
+        return torch.stack(out) if out is not None else self._readout(state)
+
+    def parameter_info(self) -> list[ParamInfo]:
+        """Default: every nn.Parameter is learned; a leading dimension of num_layers means untied."""
+        info = []
+        for name, p in self.named_parameters():
+            untied = p.ndim >= 1 and p.shape[0] == self.num_layers and self.num_layers > 1
+            info.append(ParamInfo(name, tuple(p.shape), p.requires_grad, not untied))
+        return info
+
+    def extra_repr(self) -> str:
+        return f"family={self.family}, layers={self.num_layers}, problem={self.problem.name}"

@@ -1,0 +1,1 @@
+"""Training schemes, the trainer and safe checkpoints."""
