@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
 from unfoldkit.experiments.figures import FIGURES
@@ -63,6 +64,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     module = FIGURES[args.name]
+    Path(args.out).mkdir(parents=True, exist_ok=True)  # fail before computing, not after
     start = time.perf_counter()
     result = module.reproduce(args.out, quick=args.quick, seed=args.seed, progress=not args.no_progress)
     elapsed = time.perf_counter() - start

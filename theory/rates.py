@@ -33,8 +33,12 @@ def _setup(L: float, R: float | np.ndarray, num_steps: int, step: float | None):
 
 
 def _scale(coef: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """coef[k] * R^2, broadcast over per-instance R."""
-    return coef * r**2 if r.ndim == 0 else coef[:, None] * (r**2)[None, :]
+    """coef[k] * R^2, broadcast over per-instance R; an infinite coefficient (no claim) stays +inf
+    even when R = 0."""
+    c = coef if r.ndim == 0 else coef[:, None]
+    r2 = r**2 if r.ndim == 0 else (r**2)[None, :]
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isinf(c), np.inf, c * r2)
 
 
 def _inv(k: np.ndarray, denom: np.ndarray) -> np.ndarray:
@@ -125,7 +129,7 @@ def ista_convex_tight(L: float, R: float | np.ndarray, num_steps: int, step: flo
 
     Conjectured tight by Taylor, Hendrickx & Glineur 2018 (JOTA, final section on mixed performance
     measures; their repository verifies it numerically); no proof is published, so the status is
-    "recalled". unfoldkit checks the value against PEPit in tests/test_theory_pep_agreement.py.
+    "recalled". unfoldkit checks the value against PEPit in the PEP tests (tests/test_pep*.py).
     """
     L, r, k, gamma = _setup(L, R, num_steps, step)
     coef = _inv(k, 4.0 * gamma * k)
