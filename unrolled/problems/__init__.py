@@ -6,12 +6,13 @@ from typing import Any
 from unfoldkit.unrolled.problems.base import Problem, ProblemBatch, Reference
 from unfoldkit.unrolled.problems.linear import LinearInverseProblem
 from unfoldkit.unrolled.problems.quadratic import LeastSquares
-from unfoldkit.unrolled.problems.sparse import SparseRecovery, lasso_duality_gap
+from unfoldkit.unrolled.problems.sparse import BoundedSparseRecovery, SparseRecovery, lasso_duality_gap
 from unfoldkit.unrolled.problems.worst_case import WorstCaseHuber
 
 #: name -> family, for checkpoints and the command line
 FAMILIES: dict[str, type[Problem]] = {
     SparseRecovery.name: SparseRecovery,
+    BoundedSparseRecovery.name: BoundedSparseRecovery,
     LeastSquares.name: LeastSquares,
     WorstCaseHuber.name: WorstCaseHuber,
 }
@@ -25,6 +26,7 @@ def make_problem(name: str, **params: Any) -> Problem:
 
 
 __all__ = [
+    "BoundedSparseRecovery",
     "FAMILIES",
     "LeastSquares",
     "LinearInverseProblem",

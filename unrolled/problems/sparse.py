@@ -129,3 +129,36 @@ class SparseRecovery(LinearInverseProblem):
         except Exception as err:  # celer raises plain exceptions from its Cython core
             raise RuntimeError(f"reference solver celer failed: {err}") from err
         return np.asarray(est.coef_, dtype=np.float64)
+
+
+class BoundedSparseRecovery(SparseRecovery):
+    """Sparse recovery with signals in X(B, s) = {|x_i| <= B, ||x||_0 <= s}: the class of the LISTA-CP and
+    ALISTA theorems (Chen et al. 2018; Liu et al. 2019, Assumptions 1-2). Each signal has a uniformly
+    random support of exactly ``support_size`` entries with values uniform in [-B, B] (ALISTA Assumption 2).
+    Same dictionary A (and objective, for a given ``lam``) as SparseRecovery with the same seed.
+    """
+
+    name = "sparse-bounded"
+
+    def __init__(self, m: int = 250, n: int = 500, support_size: int = 2, amplitude: float = 1.0,
+                 snr_db: float | None = None, lam: float = 0.1, seed: int = 0) -> None:
+        from unfoldkit.unrolled.validation import positive_int
+
+        s = positive_int("support_size", support_size)
+        if s > n:
+            raise ValueError(f"support_size must be <= n = {n}, got {s}")
+        self.support_size = s
+        self.amplitude = positive_real("amplitude", amplitude)
+        super().__init__(m=m, n=n, sparsity=s / n, snr_db=snr_db, lam=lam, seed=seed)
+
+    def params(self) -> dict[str, Any]:
+        return {"m": self.m, "n": self.n, "support_size": self.support_size, "amplitude": self.amplitude,
+                "snr_db": self.snr_db, "lam": self.lam, "seed": self.seed}
+
+    def _sample(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        keys = rng.random((batch_size, self.n))
+        support = np.argsort(keys, axis=1)[:, : self.support_size]
+        x = np.zeros((batch_size, self.n))
+        vals = rng.uniform(-self.amplitude, self.amplitude, (batch_size, self.support_size))
+        np.put_along_axis(x, support, vals, axis=1)
+        return add_noise(x @ self.A.T, self.snr_db, rng), x
