@@ -4,6 +4,10 @@ Every operator acts on the last dimension of a (batch, n) tensor and broadcasts 
 """
 from __future__ import annotations
 
+import math
+from numbers import Real
+
+import numpy as np
 import torch
 
 
@@ -32,3 +36,49 @@ def project_l2_ball(v: torch.Tensor, radius: float) -> torch.Tensor:
 def project_box(v: torch.Tensor, lower: float, upper: float) -> torch.Tensor:
     """Euclidean projection onto the box [lower, upper]^n (the prox of its indicator)."""
     return torch.clamp(v, min=lower, max=upper)
+
+
+def _check_percent(percent: float) -> float:
+    """A support-selection percentage: a finite real in [0, 100] (a ValueError names it otherwise)."""
+    if isinstance(percent, bool) or not isinstance(percent, Real):
+        raise ValueError(f"support-selection percent must be a real number in [0, 100], got {percent!r}")
+    p = float(percent)
+    if not math.isfinite(p) or not 0.0 <= p <= 100.0:
+        raise ValueError(f"support-selection percent must lie in [0, 100], got {percent!r}")
+    return p
+
+
+def top_percent_mask(v: torch.Tensor, percent: float) -> torch.Tensor:
+    """Boolean mask of the entries of each row of ``v`` whose magnitude exceeds its (100 - p)-th percentile.
+
+    The percentile is the nearest-rank one of the authors' ``shrink_ss`` (``tf.contrib.distributions.
+    percentile(|v|, 100 - p)``, interpolation "nearest"): with the magnitudes of a row sorted in
+    ascending order, the cut-off is the entry of index round(((100 - p)/100)(n - 1)) (half to even), and the
+    entries strictly above it are selected, about p % of them (Chen et al. 2018, LISTA-CPSS; code
+    VITA-Group/LISTA-CPSS ``utils/tf.py``). ``percent = 0`` selects nothing. The mask carries no gradient.
+    """
+    p = _check_percent(percent)
+    n = v.shape[-1]
+    mags = v.detach().abs()
+    if p == 0.0 or n == 0:
+        return torch.zeros_like(mags, dtype=torch.bool)
+    index = int(np.rint((100.0 - p) / 100.0 * (n - 1)))  # tf / numpy "nearest": round half to even
+    cutoff = torch.kthvalue(mags, index + 1, dim=-1, keepdim=True).values
+    return mags > cutoff
+
+
+def soft_threshold_ss(v: torch.Tensor, threshold: torch.Tensor | float, percent: float) -> torch.Tensor:
+    """Soft thresholding with support selection eta^ss_{theta, p} (Chen et al. 2018, LISTA-CPSS).
+
+    Entry i passes unchanged if |v_i| > theta **and** |v_i| is among the top p % magnitudes of its row
+    (``top_percent_mask``); every other entry is soft-thresholded, eta_theta(v_i). This is the authors'
+    ``shrink_ss`` (VITA-Group/LISTA-CPSS and VITA-Group/ALISTA, ``utils/tf.py``): the selection index is a
+    constant for differentiation (their ``tf.stop_gradient``). ``percent = 0`` gives ``soft_threshold``.
+    The operator is discontinuous where an entry enters the selected set.
+    """
+    if _check_percent(percent) == 0.0:
+        return soft_threshold(v, threshold)
+    keep = top_percent_mask(v, percent)
+    thr = threshold.detach() if isinstance(threshold, torch.Tensor) else threshold
+    keep = keep & (v.detach().abs() > thr)
+    return torch.where(keep, v, soft_threshold(v, threshold))

@@ -18,6 +18,7 @@ Tensor = torch.Tensor
 GradFn = Callable[[Tensor], Tensor]
 ProxFn = Callable[[Tensor], Tensor]
 Scalar = float | Tensor
+ShrinkFn = Callable[[Tensor, Scalar], Tensor]
 
 
 def gradient_step(x: Tensor, grad_fn: GradFn, step: Scalar) -> Tensor:
@@ -84,3 +85,37 @@ def admm_lasso_step(z: Tensor, u: Tensor, aty: Tensor, gram_eigvals: Tensor, gra
     x = ((rhs @ gram_eigvecs) / (gram_eigvals + rho)) @ gram_eigvecs.T
     z_new = soft_threshold(x + u, threshold)
     return x, z_new, u + x - z_new
+
+
+def lista_step(x: Tensor, y: Tensor, W1: Tensor, W2: Tensor | None, theta: Scalar,
+               shrink: ShrinkFn = soft_threshold) -> Tensor:
+    """LISTA layer (Gregor & LeCun 2010; as written in Chen et al. 2018, eq. (4), and Liu et al. 2019, eq. (4)):
+
+        x+ = eta_theta(W1 y + W2 x),     W1 in R^{n x m}, W2 in R^{n x n},
+
+    on rows: x+ = shrink(y W1^T + x W2^T, theta). ``W2 = None`` drops the W2 x term (the first layer
+    from x0 = 0, Gregor & LeCun's Z(0) = h_theta(W_e X)). ISTA with step gamma on the LASSO is the
+    special case W1 = gamma A^T, W2 = I - gamma A^T A, theta = gamma lam (Chen et al. 2018, text before
+    eq. (4); Liu et al. 2019, text after eq. (4)).
+    ``shrink(v, theta)`` is soft thresholding unless given (e.g. support selection).
+    """
+    pre = y @ W1.T
+    if W2 is not None:
+        pre = pre + x @ W2.T
+    return shrink(pre, theta)
+
+
+def lista_cp_step(x: Tensor, y: Tensor, A: Tensor, W: Tensor, theta: Scalar, step: Scalar = 1.0,
+                  shrink: ShrinkFn = soft_threshold) -> Tensor:
+    """Coupled LISTA layer (LISTA-CP, Chen et al. 2018; restated as eq. (6) of Liu et al. 2019):
+
+        x+ = eta_theta(x - step W^T (A x - y)),     W in R^{m x n} (the paper's orientation),
+
+    i.e. LISTA with W1 = step W^T and W2 = I - W1 A, the coupling of Chen et al.'s Theorem 1 holding by
+    construction. It *is* the proximal-gradient step of this module with the preconditioned residual
+    W^T (A x - y) in place of grad f, so ISTA (W = A, step 1/L, theta = lam/L), LISTA-CP (step 1,
+    learned W^k), ALISTA (fixed analytic W, learned step gamma^k: Liu et al. 2019, eq. (16)) and their
+    support-selection variants (``shrink = soft_threshold_ss``) all share this one update.
+    """
+    grad_fn = lambda v: (v @ A.T - y) @ W  # noqa: E731  (rows: W^T (A v - y))
+    return proximal_gradient_step(x, grad_fn, step, lambda v: shrink(v, theta))

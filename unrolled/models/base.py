@@ -9,19 +9,36 @@ Contract (used by training, checkpoints, theory checks and reports):
   whether it is tied (one value shared by all layers) or untied (one per layer).
 - ``from_classical(problem, num_layers, ...)``: a model whose initial parameters reproduce the classical
   algorithm exactly (same iterates up to float round-off).
-Models are float32 by default; pass ``dtype=torch.float64`` for theory-grade runs. They run on CPU or
-CUDA: the problem's matrices are fetched in the dtype and device of the input.
+- ``schedule()``: the per-layer scalar hyperparameters (step, threshold, momentum, rho, percent) in float64.
+Models are float32 by default; pass ``dtype=torch.float64`` (or "float64") for theory-grade runs. They run
+on CPU or CUDA: the problem's matrices are fetched in the dtype and device of the input.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
 from unfoldkit.unrolled.problems.base import Problem
 from unfoldkit.unrolled.validation import positive_int
+
+
+#: the two model dtypes and their JSON names (``config()["dtype"]``)
+DTYPE_NAMES: dict[torch.dtype, str] = {torch.float32: "float32", torch.float64: "float64"}
+
+
+def as_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """torch.float32 / torch.float64, also from the strings "float32" / "float64" (ValueError otherwise)."""
+    if isinstance(dtype, str):
+        for d, name in DTYPE_NAMES.items():
+            if dtype == name:
+                return d
+    elif dtype in DTYPE_NAMES:
+        return dtype
+    raise ValueError(f"dtype must be torch.float32 or torch.float64 (or 'float32' / 'float64'), got {dtype!r}")
 
 
 @dataclass(frozen=True)
@@ -43,10 +60,11 @@ class UnfoldedModel(nn.Module):
     #: survey paradigm: "hyperparameters", "objective", "correction" or "inductive-bias"
     paradigm: ClassVar[str] = ""
 
-    def __init__(self, problem: Problem, num_layers: int, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, problem: Problem, num_layers: int, dtype: torch.dtype | str = torch.float32) -> None:
         super().__init__()
-        if dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        dtype = as_dtype(dtype)
+        if not isinstance(problem, Problem):
+            raise ValueError(f"{self.family}: problem must be a unfoldkit Problem, got {type(problem).__name__}")
         self.problem = problem
         self.num_layers = positive_int("num_layers", num_layers)
         self.model_dtype = dtype
@@ -68,7 +86,7 @@ class UnfoldedModel(nn.Module):
 
     # -- shared -------------------------------------------------------------------------------
     def forward(self, y: torch.Tensor, trajectory: bool = False) -> torch.Tensor:
-        y = self.problem.check_y(y).to(self.model_dtype)
+        y = self._check_input(y)
         state = self._init_state(y)
         out = [self._readout(state)] if trajectory else None
         for k in range(self.num_layers):
@@ -77,6 +95,24 @@ class UnfoldedModel(nn.Module):
                 out.append(self._readout(state))
         return torch.stack(out) if out is not None else self._readout(state)
 
+    def _check_input(self, y: torch.Tensor) -> torch.Tensor:
+        """Validate y (shape (B, m), finite) and cast it to the model dtype; errors name model and problem."""
+        try:
+            y = self.problem.check_y(y)
+        except ValueError as err:
+            raise ValueError(f"{self.family} on {self.problem!r}: {err}") from None
+        return y.to(self.model_dtype)
+
+    @property
+    def dtype_name(self) -> str:
+        """The model dtype as a JSON-friendly string ("float32" or "float64")."""
+        return DTYPE_NAMES[self.model_dtype]
+
+    def schedule(self) -> dict[str, np.ndarray]:
+        """Per-layer scalar hyperparameters in float64 (keys among "step", "threshold", "momentum", "rho",
+        "percent"), each of shape (num_layers,); empty for a model without any."""
+        return {}
+
     def parameter_info(self) -> list[ParamInfo]:
         """Default: every nn.Parameter is learned; a leading dimension of num_layers means untied."""
         info = []
@@ -84,6 +120,16 @@ class UnfoldedModel(nn.Module):
             untied = p.ndim >= 1 and p.shape[0] == self.num_layers and self.num_layers > 1
             info.append(ParamInfo(name, tuple(p.shape), p.requires_grad, not untied))
         return info
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "UnfoldedModel":
+        """nn.Module's ``to`` / ``double`` / ``float`` / ``cuda`` hook: keep ``model_dtype`` in step with the
+        parameters, so that ``model.to(torch.float64)`` also casts the inputs to float64."""
+        out = super()._apply(fn, *args, **kwargs)
+        for t in (*self.parameters(), *self.buffers()):
+            if t.dtype in DTYPE_NAMES:
+                self.model_dtype = t.dtype
+                break
+        return out
 
     def extra_repr(self) -> str:
         return f"family={self.family}, layers={self.num_layers}, problem={self.problem.name}"
