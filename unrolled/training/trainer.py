@@ -1,0 +1,652 @@
+"""The trainer: seeded data, stages of a scheme, validation, early stopping, resumable checkpoints.
+
+``train(model, problem, scheme="end-to-end", epochs=..., ...)`` trains ``model`` in place and returns a
+TrainResult (history, best and final validation NMSE, wall time, peak memory). Everything is batched:
+a training step runs the model on a (B, m) batch of observations and its whole trajectory (K+1, B, n).
+
+Randomness: one seed feeds a numpy SeedSequence split into three independent streams: the fixed
+validation set, the training data (a fixed training set, or fresh batches drawn at every step), and a
+torch.Generator that shuffles a fixed training set. The trainer does not touch torch's global RNG.
+A checkpoint saved after an epoch holds the model, the optimizer state, both generators' states, the
+best parameters so far and the history, so ``resume=True`` continues an interrupted run bit-exactly on
+the same device (CPU runs are deterministic; CUDA ones are when its kernels are).
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from unfoldkit.unrolled.problems.base import Problem, ProblemBatch
+from unfoldkit.unrolled.training.checkpoint import (
+    CheckpointError,
+    join_tensors,
+    load_checkpoint,
+    restore_state,
+    save_checkpoint,
+    split_tensors,
+)
+from unfoldkit.unrolled.training.schemes import Scheme, Stage, make_scheme, to_db
+from unfoldkit.unrolled.validation import nonnegative_real, positive_int, positive_real
+
+#: name of the resumable checkpoint inside ``checkpoint_dir``
+CHECKPOINT_NAME = "checkpoint.pt"
+#: learning-rate schedules within a stage (factor applied to the stage's learning rate)
+LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
+OPTIMIZERS = ("adam", "sgd")
+#: settings that may differ when resuming (they do not change the computed numbers on one device)
+RESUME_FREE = ("device", "checkpoint_dir", "checkpoint_every", "progress")
+_STATE_VERSION = 1
+
+
+# ---- configuration ---------------------------------------------------------------------------------
+
+
+def _dtype_name(dtype: Any) -> str | None:
+    if dtype is None:
+        return None
+    if dtype in (torch.float32, "float32"):
+        return "float32"
+    if dtype in (torch.float64, "float64"):
+        return "float64"
+    raise ValueError(f"dtype must be None, torch.float32 or torch.float64 (or 'float32'/'float64'), got {dtype!r}")
+
+
+@dataclass
+class TrainConfig:
+    """Trainer settings (validated on construction; ValueError names the bad one).
+
+    epochs: epochs per stage (the whole run for single-stage schemes); lr: base learning rate;
+    batch_size; steps_per_epoch: steps of an epoch with fresh batches; train_size: size of a fixed
+    training set (None: fresh batches every step; otherwise an epoch is one shuffled pass); val_size:
+    the fixed validation set; val_batch_size: chunk size of validation; patience: epochs without an
+    improvement of the monitored value by more than min_delta before a stage stops (None: never);
+    lr_schedule in LR_SCHEDULES with lr_gamma / lr_step (step: gamma^(e // step); exponential: gamma^e;
+    cosine: (1 + cos(pi e / epochs)) / 2, e the epoch within the stage); optimizer "adam" or "sgd" (with
+    momentum); grad_clip: max global gradient norm (None: no clipping); seed; device "cpu" or "cuda[:i]";
+    dtype None (the model's), "float32" or "float64"; checkpoint_dir / checkpoint_every: save a
+    resumable checkpoint every N epochs; restore_best: end each stage with its best parameters;
+    progress: show a tqdm bar on stderr.
+    """
+
+    epochs: int = 50
+    lr: float = 1e-3
+    batch_size: int = 64
+    steps_per_epoch: int = 50
+    train_size: int | None = None
+    val_size: int = 1000
+    val_batch_size: int = 1000
+    patience: int | None = None
+    min_delta: float = 0.0
+    lr_schedule: str = "constant"
+    lr_gamma: float = 0.5
+    lr_step: int = 10
+    optimizer: str = "adam"
+    momentum: float = 0.0
+    grad_clip: float | None = None
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str | None = None
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 1
+    restore_best: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.epochs = positive_int("epochs", self.epochs)
+        self.lr = positive_real("lr", self.lr)
+        self.batch_size = positive_int("batch_size", self.batch_size)
+        self.steps_per_epoch = positive_int("steps_per_epoch", self.steps_per_epoch)
+        if self.train_size is not None:
+            self.train_size = positive_int("train_size", self.train_size)
+        self.val_size = positive_int("val_size", self.val_size)
+        self.val_batch_size = positive_int("val_batch_size", self.val_batch_size)
+        if self.patience is not None:
+            self.patience = positive_int("patience", self.patience)
+        self.min_delta = nonnegative_real("min_delta", self.min_delta)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        self.lr_gamma = positive_real("lr_gamma", self.lr_gamma)
+        self.lr_step = positive_int("lr_step", self.lr_step)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        self.momentum = nonnegative_real("momentum", self.momentum)
+        if self.momentum >= 1:
+            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}")
+        if self.grad_clip is not None:
+            self.grad_clip = positive_real("grad_clip", self.grad_clip)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.device, (str, torch.device)):
+            raise ValueError(f"device must be a string such as 'cpu' or 'cuda', got {self.device!r}")
+        self.device = str(self.device)
+        self.dtype = _dtype_name(self.dtype)
+        if self.checkpoint_dir is not None:
+            self.checkpoint_dir = str(self.checkpoint_dir)
+        self.checkpoint_every = positive_int("checkpoint_every", self.checkpoint_every)
+        self.restore_best = bool(self.restore_best)
+        self.progress = bool(self.progress)
+
+    def settings(self) -> dict[str, Any]:
+        """All settings as a JSON-serialisable dict."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    def lr_factor(self, epoch_in_stage: int) -> float:
+        """The schedule's factor for epoch ``epoch_in_stage`` (0-based) of a stage."""
+        e = epoch_in_stage
+        if self.lr_schedule == "step":
+            return self.lr_gamma ** (e // self.lr_step)
+        if self.lr_schedule == "exponential":
+            return self.lr_gamma**e
+        if self.lr_schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * e / self.epochs))
+        return 1.0
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """A torch.device for "cpu" or "cuda[:i]"; ValueError if unknown, or CUDA is asked but unavailable."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:index]', got {device!r}") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda[:index]', got {device!r}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    return dev
+
+
+# ---- evaluation ------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, problem: Problem, batch: ProblemBatch, batch_size: int = 1000) -> dict[str, Any]:
+    """Per-layer metrics of ``model`` on ``batch`` (evaluated in chunks of ``batch_size``).
+
+    Returns ``nmse`` and ``nmse_db``: lists over k = 0..K of sum_b ||x_k - x||^2 / sum_b ||x||^2 (None when
+    the batch has no ground truth), and ``objective``: the mean F(x_k; y) over the batch, k = 0..K.
+    Sums are accumulated in float64.
+    """
+    batch_size = positive_int("batch_size", batch_size)
+    was_training = model.training
+    model.eval()
+    err = obj = None
+    norm = 0.0
+    count = 0
+    try:
+        for start in range(0, len(batch), batch_size):
+            y = batch.y[start:start + batch_size]
+            traj = model(y, trajectory=True)
+            k1, b, n = traj.shape
+            f = problem.objective(traj.reshape(k1 * b, n), y.to(traj.dtype).repeat(k1, 1)).reshape(k1, b)
+            f = f.double().sum(dim=1)
+            obj = f if obj is None else obj + f
+            count += b
+            if batch.x is not None:
+                x = batch.x[start:start + batch_size].to(traj.dtype)
+                e = ((traj - x) ** 2).double().sum(dim=(1, 2))
+                err = e if err is None else err + e
+                norm += float((x.double() ** 2).sum())
+    finally:
+        model.train(was_training)
+    objective = (obj / count).tolist()
+    if err is None:
+        return {"nmse": None, "nmse_db": None, "objective": objective}
+    nmse = (err / norm).tolist() if norm > 0 else [float("nan")] * len(objective)
+    return {"nmse": nmse, "nmse_db": [to_db(v) for v in nmse], "objective": objective}
+
+
+# ---- result ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced.
+
+    ``history``: one dict per epoch (epoch 0 = the initial model): stage, target layer, learning rate,
+    mean training loss, per-layer training and validation NMSE in dB (index k = x_k, k = 0..K; None
+    without ground truth), per-layer validation objective, the monitored value and whether it improved,
+    and the epoch's wall time. ``best_val_nmse_db``: the lowest last-layer validation NMSE (dB) over the
+    epochs; ``final_val_nmse_db`` / ``final_val_objective``: per layer, for the returned model.
+    ``peak_memory_bytes``: CUDA max allocated (``peak_memory_kind`` "cuda-max-allocated") or the process's
+    peak resident set size ("process-peak-rss"), None if not measurable.
+    """
+
+    model: nn.Module
+    scheme: str
+    settings: dict[str, Any]
+    history: list[dict[str, Any]]
+    stages: list[dict[str, Any]]
+    best_val_nmse_db: float | None
+    final_val_nmse_db: list[float] | None
+    final_val_objective: list[float]
+    epochs_run: int
+    stopped_early: bool
+    wall_time_s: float
+    peak_memory_bytes: int | None = None
+    peak_memory_kind: str | None = None
+    checkpoint_path: Path | None = None
+    scheme_settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable summary (everything but the model itself)."""
+        problem = getattr(self.model, "problem", None)
+        return {
+            "model": {"family": getattr(self.model, "family", type(self.model).__name__),
+                      "config": self.model.config() if hasattr(self.model, "config") else None},
+            "problem": None if problem is None else {"family": problem.name, "params": problem.params()},
+            "scheme": self.scheme, "scheme_settings": self.scheme_settings, "settings": self.settings,
+            "best_val_nmse_db": self.best_val_nmse_db, "final_val_nmse_db": self.final_val_nmse_db,
+            "final_val_objective": self.final_val_objective, "epochs_run": self.epochs_run,
+            "stopped_early": self.stopped_early, "wall_time_s": self.wall_time_s,
+            "peak_memory_bytes": self.peak_memory_bytes, "peak_memory_kind": self.peak_memory_kind,
+            "checkpoint": None if self.checkpoint_path is None else str(self.checkpoint_path),
+            "stages": self.stages, "history": self.history,
+        }
+
+
+def _peak_memory(device: torch.device) -> tuple[int | None, str | None]:
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device)), "cuda-max-allocated"
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None, None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024), "process-peak-rss"
+
+
+# ---- the trainer -----------------------------------------------------------------------------------
+
+
+class Trainer:
+    """Trains an unfolded model on a problem with a scheme (see ``train`` for the functional form)."""
+
+    def __init__(self, model: nn.Module, problem: Problem | None = None, scheme: str | Scheme = "end-to-end",
+                 config: TrainConfig | None = None, **scheme_options: Any) -> None:
+        if not isinstance(model, nn.Module) or not isinstance(getattr(model, "num_layers", None), int):
+            raise ValueError("model must be an UnfoldedModel (an nn.Module with num_layers)")
+        problem = problem if problem is not None else getattr(model, "problem", None)
+        if not isinstance(problem, Problem):
+            raise ValueError(f"problem must be a Problem, got {type(problem).__name__}")
+        self.model = model
+        self.problem = problem
+        self.scheme = make_scheme(scheme, **scheme_options)
+        self.config = config if config is not None else TrainConfig()
+        if not isinstance(self.config, TrainConfig):
+            raise ValueError(f"config must be a TrainConfig, got {type(self.config).__name__}")
+        self.device = resolve_device(self.config.device)
+
+    # -- setup ------------------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        """Where the resumable checkpoint lives (None without a checkpoint_dir)."""
+        d = self.config.checkpoint_dir
+        return None if d is None else Path(d) / CHECKPOINT_NAME
+
+    def _prepare_model(self) -> torch.dtype:
+        cfg = self.config
+        dtype = getattr(self.model, "model_dtype", None)
+        if cfg.dtype is not None:
+            dtype = getattr(torch, cfg.dtype)
+            self.model.to(dtype)
+            if hasattr(self.model, "model_dtype"):
+                self.model.model_dtype = dtype
+        if not isinstance(dtype, torch.dtype):
+            dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), torch.float32)
+        self.model.to(self.device)
+        return dtype
+
+    def _data(self, dtype: torch.dtype) -> None:
+        cfg = self.config
+        val_seq, train_seq, torch_seq = np.random.SeedSequence(cfg.seed).spawn(3)
+        self.val_batch = self.problem.sample(cfg.val_size, np.random.default_rng(val_seq)).to(dtype, self.device)
+        self.train_rng = np.random.default_rng(train_seq)
+        self.train_set = None
+        if cfg.train_size is not None:
+            self.train_set = self.problem.sample(cfg.train_size, self.train_rng).to(dtype, self.device)
+        self.torch_gen = torch.Generator(device="cpu")
+        self.torch_gen.manual_seed(int(torch_seq.generate_state(1, dtype=np.uint32)[0]))
+        self.dtype = dtype
+        if self.scheme.supervised and self.val_batch.x is None:
+            raise ValueError(f"scheme {self.scheme.name!r} needs ground truth, but problem {self.problem.name!r} "
+                             f"samples none (use scheme='unsupervised')")
+
+    def _batches(self) -> Iterator[ProblemBatch]:
+        cfg = self.config
+        if self.train_set is not None:
+            perm = torch.randperm(cfg.train_size, generator=self.torch_gen).to(self.device)
+            for start in range(0, cfg.train_size, cfg.batch_size):
+                idx = perm[start:start + cfg.batch_size]
+                x = None if self.train_set.x is None else self.train_set.x[idx]
+                yield ProblemBatch(self.train_set.y[idx], x)
+        else:
+            for _ in range(cfg.steps_per_epoch):
+                yield self.problem.sample(cfg.batch_size, self.train_rng).to(self.dtype, self.device)
+
+    def _optimizer(self, stage: Stage) -> tuple[torch.optim.Optimizer, list[tuple[nn.Parameter, torch.Tensor]]]:
+        groups = [{"params": [spec.param], "lr": self.config.lr} for spec in stage.params]
+        if self.config.optimizer == "adam":
+            opt: torch.optim.Optimizer = torch.optim.Adam(groups, lr=self.config.lr)
+        else:
+            opt = torch.optim.SGD(groups, lr=self.config.lr, momentum=self.config.momentum)
+        rows = []
+        for spec in stage.params:
+            if spec.row_mult is not None:
+                p = spec.param
+                m = torch.tensor(spec.row_mult, dtype=p.dtype, device=p.device).reshape(-1, *([1] * (p.ndim - 1)))
+                rows.append((p, m))
+        return opt, rows
+
+    def _set_lr(self, opt: torch.optim.Optimizer, stage: Stage, epoch_in_stage: int) -> float:
+        lr = self.config.lr * stage.lr_factor * self.config.lr_factor(epoch_in_stage)
+        for group, spec in zip(opt.param_groups, stage.params):
+            group["lr"] = lr * spec.lr_mult
+        return lr
+
+    def _monitor(self, ev: dict[str, Any], stage: Stage) -> float:
+        if self.scheme.supervised:
+            return float(ev["nmse_db"][stage.target_layer])
+        return float(ev["objective"][stage.target_layer])
+
+    def _state_copy(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    # -- one epoch ----------------------------------------------------------------------------------
+    def _epoch(self, stage: Stage, opt: torch.optim.Optimizer, rows: list[tuple[nn.Parameter, torch.Tensor]],
+               epoch: int) -> tuple[float, list[float] | None]:
+        cfg = self.config
+        trainable = [spec.param for spec in stage.params]
+        self.model.train()
+        loss_sum, steps = 0.0, 0
+        err = None
+        norm = 0.0
+        for step, batch in enumerate(self._batches()):
+            opt.zero_grad(set_to_none=True)
+            traj = self.model(batch.y, trajectory=True)
+            loss = self.scheme.loss(traj, batch, self.problem, stage)
+            if not bool(torch.isfinite(loss)):
+                raise RuntimeError(f"training loss is {float(loss.detach())} at epoch {epoch}, step {step + 1} "
+                                   f"(stage {stage.name!r}); lower the learning rate or set grad_clip")
+            loss.backward()
+            for p, m in rows:
+                if p.grad is not None:
+                    p.grad.masked_fill_(m == 0, 0.0)
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+            before = [p.detach().clone() for p, _ in rows]
+            opt.step()
+            with torch.no_grad():
+                for (p, m), old in zip(rows, before):
+                    p.copy_(torch.where(m == 1, p, torch.where(m == 0, old, old + m * (p - old))))
+            loss_sum += float(loss.detach())
+            steps += 1
+            if batch.x is not None:
+                with torch.no_grad():
+                    x = batch.x.to(traj.dtype)
+                    e = ((traj.detach() - x) ** 2).double().sum(dim=(1, 2))
+                    err = e if err is None else err + e
+                    norm += float((x.double() ** 2).sum())
+        train_db = None
+        if err is not None and norm > 0:
+            train_db = [to_db(v) for v in (err / norm).tolist()]
+        return loss_sum / max(steps, 1), train_db
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def _training_meta(self, stages: list[Stage]) -> dict[str, Any]:
+        return {"scheme": self.scheme.name, "scheme_settings": self.scheme.settings(),
+                "settings": self.config.settings(), "stages": [s.describe() for s in stages]}
+
+    def _save(self, stages: list[Stage], st: dict[str, Any], opt: torch.optim.Optimizer | None,
+              best: dict[str, torch.Tensor] | None) -> None:
+        path = self.checkpoint_path
+        if path is None:
+            return
+        tensors: dict[str, torch.Tensor] = {}
+        resume = dict(st)
+        resume["optimizer"] = None if opt is None else split_tensors(opt.state_dict(), "optimizer", tensors)
+        resume["numpy_rng"] = self.train_rng.bit_generator.state
+        resume["state_version"] = _STATE_VERSION
+        tensors["rng.torch"] = self.torch_gen.get_state()
+        if best is not None:
+            tensors.update({f"best.{k}": v for k, v in best.items()})
+        resume["has_best"] = best is not None
+        save_checkpoint(path, self.model, problem=self.problem, training=self._training_meta(stages),
+                        seed=self.config.seed, resume=resume, state_tensors=tensors)
+
+    def _check_compatible(self, ckpt: Any, stages: list[Stage]) -> None:
+        where = f"{ckpt.path}: "
+        family = getattr(self.model, "family", type(self.model).__name__)
+        if ckpt.family != family:
+            raise CheckpointError(f"{where}cannot resume: the checkpoint holds a {ckpt.family!r} model, not {family!r}")
+        config = self.model.config() if hasattr(self.model, "config") else None
+        if config is not None and ckpt.config != _json_roundtrip(config):
+            raise CheckpointError(f"{where}cannot resume: model config differs ({ckpt.config} vs {config})")
+        if ckpt.problem_family != self.problem.name or ckpt.problem_params != _json_roundtrip(self.problem.params()):
+            raise CheckpointError(f"{where}cannot resume: the problem differs ({ckpt.problem_family} "
+                                  f"{ckpt.problem_params} vs {self.problem.name} {self.problem.params()})")
+        old = ckpt.training or {}
+        if old.get("scheme") != self.scheme.name or old.get("scheme_settings") != _json_roundtrip(self.scheme.settings()):
+            raise CheckpointError(f"{where}cannot resume: scheme differs ({old.get('scheme')} "
+                                  f"{old.get('scheme_settings')} vs {self.scheme.name} {self.scheme.settings()})")
+        mine = _json_roundtrip(self.config.settings())
+        theirs = old.get("settings", {})
+        diff = sorted(k for k in set(mine) | set(theirs)
+                      if k not in RESUME_FREE and mine.get(k) != theirs.get(k))
+        if diff:
+            detail = ", ".join(f"{k}: {theirs.get(k)!r} -> {mine.get(k)!r}" for k in diff)
+            raise CheckpointError(f"{where}cannot resume with different settings ({detail})")
+        if old.get("stages") != _json_roundtrip([s.describe() for s in stages]):
+            raise CheckpointError(f"{where}cannot resume: the training stages differ")
+        if not isinstance(ckpt.resume, dict) or ckpt.resume.get("state_version") != _STATE_VERSION:
+            raise CheckpointError(f"{where}cannot resume: the checkpoint holds no trainer state")
+
+    # -- the run ----------------------------------------------------------------------------------
+    def fit(self, resume: bool = False, callback: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+        """Train; with ``resume=True`` continue from ``checkpoint_dir/checkpoint.pt`` if it exists.
+
+        ``callback(entry)`` is called after every epoch (after the checkpoint is written) with the
+        epoch's history entry. Raises ValueError on bad settings, CheckpointError on an unusable or
+        incompatible checkpoint, RuntimeError if the loss becomes NaN or infinite.
+        """
+        cfg = self.config
+        if resume and self.checkpoint_path is None:
+            raise ValueError("resume=True needs a checkpoint_dir")
+        start = time.perf_counter()
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        dtype = self._prepare_model()
+        self._data(dtype)
+        stages = self.scheme.stages(self.model)
+
+        st: dict[str, Any] | None = None
+        best: dict[str, torch.Tensor] | None = None
+        opt_state = None
+        if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
+            ckpt = load_checkpoint(self.checkpoint_path, map_location=self.device)
+            self._check_compatible(ckpt, stages)
+            restore_state(self.model, ckpt)
+            res = dict(ckpt.resume)
+            self.train_rng.bit_generator.state = res.pop("numpy_rng")
+            self.torch_gen.set_state(ckpt.state_tensors["rng.torch"].to("cpu"))
+            opt_state = res.pop("optimizer")
+            if opt_state is not None:
+                opt_state = join_tensors(opt_state, ckpt.state_tensors)
+            if res.pop("has_best"):
+                best = {k[len("best."):]: v for k, v in ckpt.state_tensors.items() if k.startswith("best.")}
+            res.pop("state_version")
+            st = res
+        if st is None:
+            ev = evaluate(self.model, self.problem, self.val_batch, cfg.val_batch_size)
+            st = {"stage_index": 0, "epoch_in_stage": 0, "global_epoch": 0, "stage_best": None,
+                  "stage_best_epoch": None, "stage_bad": 0, "stage_start": None, "stage_stopped": False,
+                  "stages_done": [], "wall_time_s": 0.0, "finished": False, "final": None,
+                  "history": [{"epoch": 0, "stage": None, "stage_name": "initial", "target_layer": None, "lr": None,
+                               "train_loss": None, "train_nmse_db": None, "val_nmse_db": ev["nmse_db"],
+                               "val_objective": ev["objective"], "monitor": None, "improved": None,
+                               "time_s": 0.0}]}
+        wall_before = float(st["wall_time_s"])
+
+        total = len(stages) * cfg.epochs
+        bar = _progress(total, st["global_epoch"], cfg.progress, getattr(self.model, "family", "model"))
+        try:
+            while not st["finished"] and st["stage_index"] < len(stages):
+                stage = stages[st["stage_index"]]
+                opt, rows = self._optimizer(stage)
+                if st["epoch_in_stage"] == 0 and st["stage_start"] is None:
+                    ev = evaluate(self.model, self.problem, self.val_batch, cfg.val_batch_size)
+                    st["stage_start"] = st["stage_best"] = self._monitor(ev, stage)
+                    st["stage_best_epoch"] = st["global_epoch"]
+                    st["stage_bad"] = 0
+                    best = self._state_copy() if cfg.restore_best else None
+                elif opt_state is not None:
+                    opt.load_state_dict(opt_state)
+                opt_state = None
+                while st["epoch_in_stage"] < cfg.epochs and not st["stage_stopped"]:
+                    t0 = time.perf_counter()
+                    lr = self._set_lr(opt, stage, st["epoch_in_stage"])
+                    epoch = st["global_epoch"] + 1
+                    train_loss, train_db = self._epoch(stage, opt, rows, epoch)
+                    ev = evaluate(self.model, self.problem, self.val_batch, cfg.val_batch_size)
+                    monitor = self._monitor(ev, stage)
+                    improved = bool(monitor < st["stage_best"] - cfg.min_delta)
+                    if improved:
+                        st["stage_best"], st["stage_best_epoch"], st["stage_bad"] = monitor, epoch, 0
+                        if cfg.restore_best:
+                            best = self._state_copy()
+                    else:
+                        st["stage_bad"] += 1
+                    st["epoch_in_stage"] += 1
+                    st["global_epoch"] = epoch
+                    if cfg.patience is not None and st["stage_bad"] >= cfg.patience:
+                        st["stage_stopped"] = True
+                    entry = {"epoch": epoch, "stage": st["stage_index"], "stage_name": stage.name,
+                             "target_layer": stage.target_layer, "lr": lr, "train_loss": train_loss,
+                             "train_nmse_db": train_db, "val_nmse_db": ev["nmse_db"], "val_objective": ev["objective"],
+                             "monitor": monitor, "improved": improved, "time_s": time.perf_counter() - t0}
+                    st["history"].append(entry)
+                    st["wall_time_s"] = wall_before + time.perf_counter() - start
+                    if epoch % cfg.checkpoint_every == 0:
+                        self._save(stages, st, opt, best)
+                    bar.update(1)
+                    bar.set_postfix_str(_postfix(stage, ev, monitor, self.scheme.supervised))
+                    if callback is not None:
+                        callback(entry)
+                # end of stage
+                if cfg.restore_best and best is not None:
+                    self.model.load_state_dict(best)
+                st["stages_done"].append({**stage.describe(), "epochs_run": st["epoch_in_stage"],
+                                          "start_monitor": st["stage_start"], "best_monitor": st["stage_best"],
+                                          "best_epoch": st["stage_best_epoch"], "stopped_early": st["stage_stopped"]})
+                st.update(stage_index=st["stage_index"] + 1, epoch_in_stage=0, stage_best=None, stage_best_epoch=None,
+                          stage_bad=0, stage_start=None, stage_stopped=False)
+                best = None
+            if not st["finished"]:
+                ev = evaluate(self.model, self.problem, self.val_batch, cfg.val_batch_size)
+                st["final"] = {"val_nmse_db": ev["nmse_db"], "val_objective": ev["objective"]}
+                st["finished"] = True
+                st["wall_time_s"] = wall_before + time.perf_counter() - start
+                self._save(stages, st, None, None)
+        finally:
+            bar.close()
+        self.model.eval()
+        return self._result(st)
+
+    def _result(self, st: dict[str, Any]) -> TrainResult:
+        history = st["history"]
+        last = [h["val_nmse_db"][-1] for h in history if h["val_nmse_db"] is not None]
+        finite = [v for v in last if v == v]
+        peak, kind = _peak_memory(self.device)
+        return TrainResult(
+            model=self.model, scheme=self.scheme.name, settings=self.config.settings(), history=history,
+            stages=st["stages_done"], best_val_nmse_db=min(finite) if finite else None,
+            final_val_nmse_db=st["final"]["val_nmse_db"], final_val_objective=st["final"]["val_objective"],
+            epochs_run=st["global_epoch"], stopped_early=any(s["stopped_early"] for s in st["stages_done"]),
+            wall_time_s=float(st["wall_time_s"]), peak_memory_bytes=peak, peak_memory_kind=kind,
+            checkpoint_path=self.checkpoint_path, scheme_settings=self.scheme.settings())
+
+
+def _json_roundtrip(obj: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(obj))
+
+
+def _postfix(stage: Stage, ev: dict[str, Any], monitor: float, supervised: bool) -> str:
+    what = f"val NMSE(x_{stage.target_layer}) {monitor:.2f} dB" if supervised else f"val F(x_K) {monitor:.4g}"
+    return f"{stage.name} | {what}"
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def set_postfix_str(self, s: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, initial: int, enabled: bool, name: str) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=f"train {name}", unit="epoch", file=sys.stderr, leave=False)
+
+
+def train(
+    model: nn.Module,
+    problem: Problem | None = None,
+    scheme: str | Scheme = "end-to-end",
+    *,
+    loss: str | None = None,
+    weights: list[float] | None = None,
+    lr_decay: tuple[float, ...] | None = None,
+    layer_decay: float | None = None,
+    resume: bool = False,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+    **settings: Any,
+) -> TrainResult:
+    """Train ``model`` (in place) on ``problem`` (default ``model.problem``) with a scheme.
+
+    ``scheme``: "end-to-end", "multi-loss", "layer-wise", "unsupervised" or a Scheme; scheme options:
+    ``loss`` ("nmse" or "mse"; supervised schemes), ``weights`` (multi-loss), ``lr_decay`` and
+    ``layer_decay`` (layer-wise). ``settings`` are the fields of TrainConfig (epochs, lr, batch_size,
+    steps_per_epoch, train_size, val_size, patience, lr_schedule, grad_clip, seed, device, dtype,
+    checkpoint_dir, checkpoint_every, progress, ...). ``resume=True`` continues from
+    ``checkpoint_dir/checkpoint.pt`` bit-exactly. Returns a TrainResult.
+    """
+    unknown = sorted(set(settings) - set(TrainConfig.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"unknown training settings: {', '.join(unknown)}")
+    options: dict[str, Any] = {}
+    if loss is not None:
+        options["loss"] = loss
+    if weights is not None:
+        options["weights"] = weights
+    if lr_decay is not None:
+        options["lr_decay"] = lr_decay
+    if layer_decay is not None:
+        options["layer_decay"] = layer_decay
+    if isinstance(scheme, Scheme) and options:
+        raise ValueError("scheme options (loss, weights, lr_decay, layer_decay) go into the Scheme instance")
+    if not isinstance(scheme, Scheme):
+        allowed = {"end-to-end": {"loss"}, "multi-loss": {"loss", "weights"},
+                   "layer-wise": {"loss", "lr_decay", "layer_decay"}, "unsupervised": set()}
+        if scheme in allowed and set(options) - allowed[scheme]:
+            bad = ", ".join(sorted(set(options) - allowed[scheme]))
+            raise ValueError(f"option(s) {bad} do not apply to scheme {scheme!r}")
+    trainer = Trainer(model, problem, scheme, TrainConfig(**settings), **options)
+    return trainer.fit(resume=resume, callback=callback)
