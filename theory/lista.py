@@ -49,13 +49,18 @@ class WeightConstants:
     mu: float  # max_{i != j} |W_i^T A_j|
     delta: float  # max_i |1 - W_i^T A_i|
     c_w: float  # max_{i,j} |W_ij|
+    mu_normalized: float  # max_i max_{j != i} |W_i^T A_j| / |W_i^T A_i|: mu of W with unit diagonal
 
     def to_dict(self) -> dict[str, float]:
-        return {"mu": self.mu, "delta": self.delta, "c_w": self.c_w}
+        return {"mu": self.mu, "delta": self.delta, "c_w": self.c_w, "mu_normalized": self.mu_normalized}
 
 
 def weight_constants(W: np.ndarray, A: np.ndarray) -> WeightConstants:
-    """mu(W, A), delta(W, A) and c_W of one weight matrix (both m x n, float64)."""
+    """mu(W, A), delta(W, A), c_W and the diagonal-normalized coherence of one weight matrix (m x n).
+
+    ``mu_normalized`` is the generalized coherence of W rescaled column-wise to unit diagonal (what the
+    theorems' mu~ measures for the direction of W; scale-free, so gamma W~ gives mu(W~, A)); inf when a
+    column has W_i^T A_i = 0."""
     w = finite_array("W", W, ndim=2)
     a = finite_array("A", A, ndim=2)
     if w.shape != a.shape:
@@ -65,7 +70,11 @@ def weight_constants(W: np.ndarray, A: np.ndarray) -> WeightConstants:
     off = np.abs(g)
     np.fill_diagonal(off, 0.0)
     mu = float(off.max()) if a.shape[1] > 1 else 0.0
-    return WeightConstants(mu=mu, delta=float(np.max(np.abs(1.0 - diag))), c_w=float(np.abs(w).max()))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_col = off.max(axis=1) / np.abs(diag)
+    mu_n = float(np.max(np.where(np.abs(diag) > 0, per_col, np.inf))) if a.shape[1] > 1 else 0.0
+    return WeightConstants(mu=mu, delta=float(np.max(np.abs(1.0 - diag))), c_w=float(np.abs(w).max()),
+                           mu_normalized=mu_n)
 
 
 def sparsity_limit(mu: float) -> float:
