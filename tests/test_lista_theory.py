@@ -59,8 +59,10 @@ def test_alista_iterates_meet_the_certified_bound(m, ratio, seed, B, gamma_frac,
     traj = run_alista(p, y, W, gammas, thetas)
     err = (traj - batch.x).norm(dim=-1).numpy()          # (K+1, B) l2 errors
     assert np.all(err <= bound.values[:, None] * (1 + 1e-9)), (err.max(axis=1), bound.values)
-    # no false positives: supp(x^k) within supp(x*) at every layer (the theorem's first conclusion)
-    outside = (traj != 0) & (batch.x == 0)[None]
+    # no false positives: supp(x^k) within supp(x*) at every layer (the theorem's first conclusion).
+    # Where the theorem is tight (s = 1, many layers) |z_i| / theta^k -> 1 off the support and float64
+    # round-off can leave an entry of order 1e-18; entries above 1e-12 s B would be real violations.
+    outside = (traj.abs() > 1e-12 * s * B) & (batch.x == 0)[None]
     assert not bool(outside.any())
 
 
