@@ -6,6 +6,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from unfoldkit.experiments.figures import classical_rates
+from unfoldkit.experiments.figures import classical_rates, lista_theory
 
-FIGURES: dict[str, ModuleType] = {classical_rates.NAME: classical_rates}
+FIGURES: dict[str, ModuleType] = {classical_rates.NAME: classical_rates, lista_theory.NAME: lista_theory}
