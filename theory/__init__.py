@@ -1,8 +1,10 @@
-"""unfoldkit.theory: bounds with provenance (convergence rates; later PEP, Lipschitz, generalization).
+"""unfoldkit.theory: bounds with provenance (classical rates, PEP worst cases, LISTA-CP/ALISTA theory).
 
 Imports only from ``unfoldkit.unrolled`` below it.
 """
 from unfoldkit.theory.bound import Assumption, Bound, Metric
+from unfoldkit.theory.pep import pep_worst_case
+from unfoldkit.theory.pep_compare import compare_schedules
 from unfoldkit.theory.rates import (
     CLASSICAL_RATES,
     fista_convex,
@@ -20,6 +22,8 @@ __all__ = [
     "Bound",
     "CLASSICAL_RATES",
     "Metric",
+    "compare_schedules",
+    "pep_worst_case",
     "fista_convex",
     "fista_convex_t",
     "gd_convex",

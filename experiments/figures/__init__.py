@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from unfoldkit.experiments.figures import classical_rates, lista_theory
+from unfoldkit.experiments.figures import classical_rates, lista_theory, pep_learned_steps
 
-FIGURES: dict[str, ModuleType] = {classical_rates.NAME: classical_rates, lista_theory.NAME: lista_theory}
+FIGURES: dict[str, ModuleType] = {classical_rates.NAME: classical_rates, lista_theory.NAME: lista_theory,
+                                  pep_learned_steps.NAME: pep_learned_steps}
