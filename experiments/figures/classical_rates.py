@@ -244,18 +244,8 @@ def plot(result: dict[str, Any]):
 
 def reproduce(out_dir: str | Path, quick: bool = True, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Compute, plot and write ``classical-rates.{png,pdf,json}`` into ``out_dir`` (atomically)."""
-    from unfoldkit.experiments.io import save_figure, write_json
+    from unfoldkit.experiments.figures.output import write_figure
 
-    cfg = QUICK if quick else FULL
-    result = compute(cfg, seed=seed, progress=progress)
-    out = Path(out_dir)
-    fig = plot(result)
-    paths = save_figure(fig, out / NAME)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    data = {k: v for k, v in result.items() if not k.startswith("_")}
-    data["mode"] = "quick" if quick else "full"
-    paths.append(write_json(out / f"{NAME}.json", data))
-    result["paths"] = [str(p) for p in paths]
+    result = compute(QUICK if quick else FULL, seed=seed, progress=progress)
+    result["paths"] = write_figure(result, plot(result), out_dir, NAME, quick)
     return result

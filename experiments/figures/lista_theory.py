@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from unfoldkit.proofs_check.lista_checks import check_lista_model
-from unfoldkit.theory.lista import certified_thresholds, fit_decay_rate, lista_cp_bound, sparsity_limit
+from unfoldkit.theory.lista import certified_thresholds, lista_cp_bound, sparsity_limit
 from unfoldkit.unrolled.models import MODELS
 from unfoldkit.unrolled.models.alista_weights import WEIGHTS, generalized_coherence
 from unfoldkit.unrolled.problems import BoundedSparseRecovery, SparseRecovery
@@ -183,7 +183,7 @@ def plot(result: dict[str, Any]):
             c = next(colors)
             ax.semilogy(k, np.maximum(row["measured"], FLOOR), "-", color=c, lw=2,
                         label=f"{label}, s={row['s']}: measured max (mu={w['mu']:.3f})")
-            ax.semilogy(k, row["bound"], "--", color=c, label=f"  bound sB((2s-1)mu)^k")
+            ax.semilogy(k, row["bound"], "--", color=c, label="  bound sB((2s-1)mu)^k")
     ax.set(title=f"(a) theorem regime, {cfg['m']}x{cfg['n']}: every s < (1+1/mu)/2\n(exact recovery drawn at 1e-16)",
            xlabel="layer k", ylabel=r"$\max\|x^k-x^*\|_2$ over $X(B,s)$")
     ax.legend(fontsize=6)
@@ -220,25 +220,16 @@ def plot(result: dict[str, Any]):
 def reproduce(out_dir: str | Path, quick: bool = True, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Compute, plot and write ``lista-theory.{png,pdf,json}`` into ``out_dir`` (weights cached in
     ``out_dir/.cache``)."""
-    from unfoldkit.experiments.io import save_figure, write_json
+    from unfoldkit.experiments.figures.output import write_figure
 
-    out = Path(out_dir)
-    cache = out / ".cache"
+    cache = Path(out_dir) / ".cache"
     cache.mkdir(parents=True, exist_ok=True)
     result = compute(QUICK if quick else FULL, seed=seed, progress=progress, cache=cache)
-    fig = plot(result)
-    paths = save_figure(fig, out / NAME)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    result["mode"] = "quick" if quick else "full"
-    paths.append(write_json(out / f"{NAME}.json", result))
     verdicts = {}
     for name, w in result["theorem_regime"].items():
         for row in w["rows"]:
-            verdicts[f"{name} weight, s={row['s']}"] = {"holds": row["holds"],
-                                                         "tightness": float(np.min(np.asarray(row["bound"][1:]) /
-                                                                                   np.maximum(row["measured"][1:], 1e-300)))}
+            wc, meas = np.asarray(row["bound"][1:]), np.maximum(row["measured"][1:], 1e-300)
+            verdicts[f"{name} weight, s={row['s']}"] = {"holds": row["holds"], "tightness": float(np.min(wc / meas))}
     result["verdicts"] = verdicts
-    result["paths"] = [str(p) for p in paths]
+    result["paths"] = write_figure(result, plot(result), out_dir, NAME, quick)
     return result

@@ -135,17 +135,9 @@ def plot(result: dict[str, Any]):
 
 def reproduce(out_dir: str | Path, quick: bool = True, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Compute, plot and write ``pep-learned-steps.{png,pdf,json}`` into ``out_dir``."""
-    from unfoldkit.experiments.io import save_figure, write_json
+    from unfoldkit.experiments.figures.output import write_figure
 
     result = compute(QUICK if quick else FULL, seed=seed, progress=progress)
-    out = Path(out_dir)
-    fig = plot(result)
-    paths = save_figure(fig, out / NAME)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    result["mode"] = "quick" if quick else "full"
-    paths.append(write_json(out / f"{NAME}.json", result))
     verdicts = {}
     if result["worst_case"] is not None:
         for name, ok in result["average_below_worst"].items():
@@ -154,5 +146,5 @@ def reproduce(out_dir: str | Path, quick: bool = True, seed: int = 0, progress: 
             verdicts[f"{name}: average <= PEP worst case"] = {
                 "holds": ok, "tightness": float(np.min(wc[1:] / np.maximum(av[1:], 1e-300)))}
     result["verdicts"] = verdicts
-    result["paths"] = [str(p) for p in paths]
+    result["paths"] = write_figure(result, plot(result), out_dir, NAME, quick)
     return result

@@ -59,6 +59,25 @@ class LinearLayersMixin:
     num_layers: int
     problem: Any
 
+    def _init_schedules(self, problem: Problem, tied: Any, step: Any, threshold: Any,
+                        shared: str) -> tuple[Any, np.ndarray, np.ndarray]:
+        """Validate the constructor arguments shared by LISTA and LISTA-CP; set ``tied`` and ``_args``.
+
+        Returns the linear problem, the initial per-layer steps (default 1/L) and thresholds (default
+        lam * step, the ISTA values)."""
+        lin = require_linear(problem, self.family)
+        lam = l1_weight(problem, self.family)
+        if not isinstance(tied, bool):
+            raise ValueError(f"tied must be a bool, got {tied!r}")
+        steps = default_step(problem, step, self.num_layers)
+        if tied and np.any(steps != steps[0]):
+            raise ValueError(f"a tied {self.family.upper()} shares one {shared}: its initial step must be one value")
+        thr = layer_values("threshold", lam * steps if threshold is None else threshold, self.num_layers,
+                           nonnegative=True)
+        self.tied = tied
+        self._args = {"tied": tied, "step": json_schedule(step), "threshold": json_schedule(threshold)}
+        return lin, steps, thr
+
     def _layer_index(self, k: int) -> int:
         if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < self.num_layers:
             raise ValueError(f"layer index must be an integer in [0, {self.num_layers - 1}], got {k!r}")
@@ -98,17 +117,7 @@ class Lista(LinearLayersMixin, UnfoldedModel):
     def __init__(self, problem: Problem, num_layers: int, tied: bool = False, step: Any = None,
                  threshold: Any = None, dtype: torch.dtype | str = torch.float32) -> None:
         super().__init__(problem, num_layers, dtype)
-        lin = require_linear(problem, self.family)
-        lam = l1_weight(problem, self.family)
-        if not isinstance(tied, bool):
-            raise ValueError(f"tied must be a bool, got {tied!r}")
-        steps = default_step(problem, step, self.num_layers)
-        if tied and np.any(steps != steps[0]):
-            raise ValueError("a tied LISTA shares one (W_1, W_2): its initial step must be one value")
-        thr = layer_values("threshold", lam * steps if threshold is None else threshold, self.num_layers,
-                           nonnegative=True)
-        self.tied = tied
-        self._args = {"tied": tied, "step": json_schedule(step), "threshold": json_schedule(threshold)}
+        lin, steps, thr = self._init_schedules(problem, tied, step, threshold, "(W_1, W_2)")
         a, eye = lin.A, np.eye(lin.n)
         w1 = [g * a.T for g in steps]
         w2 = [eye - g * (a.T @ a) for g in steps]
@@ -180,17 +189,7 @@ class ListaCP(LinearLayersMixin, UnfoldedModel):
     def __init__(self, problem: Problem, num_layers: int, tied: bool = False, step: Any = None,
                  threshold: Any = None, dtype: torch.dtype | str = torch.float32) -> None:
         super().__init__(problem, num_layers, dtype)
-        lin = require_linear(problem, self.family)
-        lam = l1_weight(problem, self.family)
-        if not isinstance(tied, bool):
-            raise ValueError(f"tied must be a bool, got {tied!r}")
-        steps = default_step(problem, step, self.num_layers)
-        if tied and np.any(steps != steps[0]):
-            raise ValueError("a tied LISTA-CP shares one W: its initial step must be one value")
-        thr = layer_values("threshold", lam * steps if threshold is None else threshold, self.num_layers,
-                           nonnegative=True)
-        self.tied = tied
-        self._args = {"tied": tied, "step": json_schedule(step), "threshold": json_schedule(threshold)}
+        lin, steps, thr = self._init_schedules(problem, tied, step, threshold, "W")
         w = steps[0] * lin.A if tied else np.stack([g * lin.A for g in steps])
         self.W = parameter(w, self.model_dtype)
         self.threshold = parameter(thr, self.model_dtype)

@@ -65,6 +65,7 @@ __all__ = [
     "Unsupervised",
     "describe_layers",
     "evaluate",
+    "resolve_device",
     "layer_parameters",
     "load_checkpoint",
     "load_model",

@@ -1,0 +1,21 @@
+"""Writing a figure's outputs: NAME.png, NAME.pdf and NAME.json, atomically, in one place."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def write_figure(result: dict[str, Any], fig: Any, out_dir: str | Path, name: str, quick: bool) -> list[str]:
+    """Save ``fig`` as PNG and PDF and ``result`` (keys starting with "_" left out, plus "mode") as JSON into
+    ``out_dir``, each atomically; close the figure and return the written paths."""
+    import matplotlib.pyplot as plt
+
+    from unfoldkit.experiments.io import save_figure, write_json
+
+    out = Path(out_dir)
+    paths = save_figure(fig, out / name)
+    plt.close(fig)
+    data = {k: v for k, v in result.items() if not k.startswith("_")}
+    data["mode"] = "quick" if quick else "full"
+    paths.append(write_json(out / f"{name}.json", data))
+    return [str(p) for p in paths]
