@@ -1,0 +1,199 @@
+"""PEP scaling: solve time and peak memory of the exact worst case after K layers, our Gram SDP vs PEPit.
+
+    python benchmarks/pep_scaling.py [--quick] [--method gd|pgm|agd|fista] [--cap SECONDS] [--out PATH]
+
+Problem: the worst case of f(x_K) - f* over F_{0,1} with ||x_0 - x*|| <= 1 for a learned-like schedule (a
+fixed seeded draw of steps in [0.5, 1.9]/L, some above 1/L; the schedule for K layers is the first K steps of
+the same draw), one SDP per K. Engines, each in its own worker process (so a solve past the cap can be
+killed and memory is per engine):
+
+* gram-clarabel: ``theory.pep_gram.solve_gram`` with Clarabel (the default solver of ``pep_worst_case``);
+* gram-scs: the same formulation with SCS (first-order; eps 1e-9);
+* pepit-clarabel: ``theory.pep_pepit.solve_pepit`` (PEPit 0.5, cvxpy, Clarabel).
+
+Per K: wall time of the solve (model construction + compile + solver), the value, its relative difference
+to gram-clarabel, and the worker's peak RSS (``resource.getrusage``, high-water mark: K increases, so it is
+the peak of the largest solve so far) above its baseline after imports and a warm-up solve. K = 1..50 for
+every engine, then larger K until an engine's solve exceeds the cap (default 60 s); an engine stops at its
+first solve past the cap and the table reports the largest K it solved within the cap. ``--quick`` runs a
+few K up to 50 with a 20 s cap (under ~3 minutes). JSON goes atomically to benchmarks/out/ (git-ignored).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ENGINES = {"gram-clarabel": ("gram", "CLARABEL"), "gram-scs": ("gram", "SCS"), "pepit-clarabel": ("pepit", "CLARABEL")}
+FULL_K = list(range(1, 51)) + [60, 70, 80, 90, 100, 120, 140]
+QUICK_K = [1, 2, 5, 10, 20, 30, 40, 50]
+SEED, K_MAX = 0, 200
+
+
+def schedule(K: int, L: float = 1.0) -> np.ndarray:
+    """The first K steps of one seeded learned-like draw in [0.5, 1.9] / L."""
+    return np.random.default_rng(SEED).uniform(0.5, 1.9, size=K_MAX)[:K] / L
+
+
+def _rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _worker(conn: Any) -> None:
+    """Solve tasks (engine, solver, method, K) from the pipe; reply with value, times, status and peak RSS."""
+    from unfoldkit.theory.pep_gram import solve_gram
+    from unfoldkit.theory.pep_pepit import solve_pepit
+    from unfoldkit.theory.pep_problem import make_spec
+
+    while True:
+        task = conn.recv()
+        if task is None:
+            return
+        engine, solver, method, K = task
+        spec = make_spec(schedule(K), L=1.0, method=method)
+        t0 = time.perf_counter()
+        try:
+            sol = (solve_gram if engine == "gram" else solve_pepit)(spec, solver=solver)
+            out = {"value": sol.value, "status": sol.status, "solver_time": sol.solver_time,
+                   "gram_size": sol.gram_size, "num_constraints": sol.num_constraints,
+                   "duality_gap": sol.duality_gap}
+        except RuntimeError as err:
+            out = {"value": float("nan"), "status": "failed", "error": str(err)[-300:]}
+        out["time"] = time.perf_counter() - t0
+        out["rss_peak_mib"] = _rss_mib()
+        conn.send(out)
+
+
+def run_engine(name: str, method: str, ks: list[int], cap: float, log: Any) -> dict[str, Any]:
+    """All K for one engine in one worker process; stop at the first solve past ``cap`` seconds."""
+    engine, solver = ENGINES[name]
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_worker, args=(child,), daemon=True)
+    proc.start()
+    parent.send((engine, solver, method, 1))  # warm-up: imports and first-call costs are not measured
+    warm = parent.recv()
+    base = warm["rss_peak_mib"]
+    rows, stopped = [], None
+    for K in ks:
+        parent.send((engine, solver, method, K))
+        if not parent.poll(cap):
+            proc.kill()
+            proc.join()
+            stopped = K
+            print(f"  {name:15s} K={K:4d}  > {cap:.0f} s: stopped", file=log, flush=True)
+            break
+        try:
+            r = parent.recv()
+        except EOFError:  # the worker died (e.g. out of memory)
+            proc.join()
+            stopped = K
+            print(f"  {name:15s} K={K:4d}  worker died (exit code {proc.exitcode}): stopped", file=log, flush=True)
+            break
+        r.update(K=K, rss_increase_mib=r["rss_peak_mib"] - base)
+        rows.append(r)
+        print(f"  {name:15s} K={K:4d}  {r['time']:8.3f} s  value {r['value']:.10g}  {r['status']}",
+              file=log, flush=True)
+        if r["time"] > cap:
+            stopped = K
+            break
+    if proc.is_alive():
+        parent.send(None)
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.kill()
+    within = [r["K"] for r in rows if r["time"] <= cap and r["status"] != "failed"]
+    return {"engine": name, "solver": solver, "baseline_rss_mib": base, "rows": rows, "stopped_at": stopped,
+            "largest_K_within_cap": max(within) if within else None}
+
+
+def _table(results: dict[str, dict[str, Any]], cap: float) -> str:
+    names = list(results)
+    by_k: dict[int, dict[str, dict[str, Any]]] = {}
+    for n in names:
+        for r in results[n]["rows"]:
+            by_k.setdefault(r["K"], {})[n] = r
+    head = f"{'K':>4} " + " ".join(f"{n + ' s':>18} {'MiB':>7}" for n in names) + f" {'max rel diff':>13}"
+    lines = [head, "-" * len(head)]
+    for K in sorted(by_k):
+        cells, vals = [], []
+        for n in names:
+            r = by_k[K].get(n)
+            if r is None:
+                cells.append(f"{'-':>18} {'-':>7}")
+            else:
+                cells.append(f"{r['time']:18.3f} {r['rss_increase_mib']:7.0f}")
+                vals.append(r["value"])
+        v = np.array(vals, dtype=float)
+        diff = float(np.max(np.abs(v - v[0])) / abs(v[0])) if v.size > 1 and np.all(np.isfinite(v)) else float("nan")
+        lines.append(f"{K:>4} " + " ".join(cells) + f" {diff:13.1e}")
+    lines.append("")
+    for n in names:
+        lines.append(f"{n}: largest K solved within {cap:.0f} s = {results[n]['largest_K_within_cap']}"
+                     + (f" (stopped at K = {results[n]['stopped_at']})" if results[n]["stopped_at"] else ""))
+    return "\n".join(lines)
+
+
+def _write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, default=lambda o: None)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="K in %s, cap 20 s (under ~3 minutes)" % QUICK_K)
+    parser.add_argument("--method", default="gd", choices=["gd", "pgm", "agd", "fista"])
+    parser.add_argument("--cap", type=float, default=None, help="seconds per solve (default 60, quick 20)")
+    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of " + ",".join(ENGINES))
+    parser.add_argument("--out", default=None,
+                        help="JSON path (default benchmarks/out/pep_scaling[_METHOD][_quick].json)")
+    args = parser.parse_args(argv)
+    cap = args.cap if args.cap is not None else (20.0 if args.quick else 60.0)
+    if not cap > 0:
+        parser.error("--cap must be > 0")
+    names = [n.strip() for n in args.engines.split(",") if n.strip()]
+    bad = [n for n in names if n not in ENGINES]
+    if bad or not names:
+        parser.error(f"unknown engine(s) {bad}; choose from {list(ENGINES)}")
+    ks = QUICK_K if args.quick else FULL_K
+    stem = "pep_scaling" + ("" if args.method == "gd" else f"_{args.method}") + ("_quick" if args.quick else "")
+    out = Path(args.out) if args.out else Path(__file__).resolve().parent / "out" / f"{stem}.json"
+    print(f"PEP scaling: method {args.method}, F_(0,1), objective gap, K in {ks[0]}..{ks[-1]}, cap {cap:.0f} s, "
+          f"{os.cpu_count()} CPU(s)", flush=True)
+    t0 = time.perf_counter()
+    results = {n: run_engine(n, args.method, ks, cap, sys.stdout) for n in names}
+    table = _table(results, cap)
+    print()
+    print(table)
+    import cvxpy
+    import PEPit
+    meta = {"method": args.method, "function_class": "F_{0,1}", "metric": "objective_gap", "initial": "||x0-x*||<=1",
+            "schedule": f"seeded uniform[0.5, 1.9]/L (seed {SEED}), prefix of length K", "cap_s": cap,
+            "quick": args.quick, "cpus": os.cpu_count(), "machine": platform.platform(),
+            "python": platform.python_version(), "cvxpy": cvxpy.__version__,
+            "pepit": getattr(PEPit, "__version__", "0.5.x"), "total_s": time.perf_counter() - t0}
+    _write_json_atomic(out, {"meta": meta, "results": results, "table": table})
+    print(f"\nwrote {out} ({meta['total_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,811 @@
+#!/usr/bin/env python
+"""Benchmark (issue 3): every unfolded model of ``MODELS`` beside ISTA and FISTA on sparse recovery.
+
+The standard setting of Chen, Liu, Wang & Yin (NeurIPS 2018) and Liu, Chen, Wang & Yin (ICLR 2019):
+y = A x (+ noise), A in R^{m x n} with N(0, 1/m) entries and unit-norm columns (``SparseRecovery``),
+x Bernoulli(0.1) x N(0, 1), m = 250, n = 500, K = 16 layers, noiseless and SNR 40 dB.
+
+    python benchmarks/unfolded_sparse.py [--quick] [--models a,b,...] [--snr inf,40] [--out DIR] [--resume]
+
+Measured, per setting (noise level) and per method, on one fixed, seeded test set:
+
+* NMSE (dB) = 10 log10(sum_b ||x_k^b - x^b||^2 / sum_b ||x^b||^2) at EVERY layer k = 0..K;
+* ISTA and FISTA (K iterations, step 1/L, x_0 = 0) with lambda chosen on a separate validation set from
+  ``lam_grid``; also at lambda = 0.4, the value behind the only published ISTA/FISTA numbers;
+* every model of ``MODELS`` trained with the recipe of ``RECIPES`` (documented there and in
+  benchmarks/README.md), its training time, its peak memory and its number of learned parameters;
+* published values beside ours (``PUBLISHED``, from docs/published_curves.md; "not available" elsewhere);
+* the targets of the issue, each with pass / fail / not evaluable (``evaluate_targets``).
+
+Peak memory on CPU is the increase of ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` during training
+(``peak_memory_kind`` "ru_maxrss-delta, fresh process" when every model trains in its own spawned process,
+the default; "ru_maxrss-delta, shared process (lower bound)" with ``--no-isolate``, where an earlier,
+higher peak hides a later one). On CUDA it is ``torch.cuda.max_memory_allocated``.
+
+Outputs (``--out``, default benchmarks/out/): ``unfolded_sparse_<mode>.json`` (rewritten atomically with
+``experiments.io.write_json`` after every method, so ``--resume`` skips what is finished) and
+``unfolded_sparse_<mode>.txt`` (the table); per-model trainer checkpoints under
+``checkpoints/<mode>/<setting>/<model>/`` (``--resume`` continues an interrupted training bit-exactly).
+Bad arguments print one line on stderr and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import datetime as _dt
+import math
+import multiprocessing
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: bump when the JSON layout changes (a resumed file must have the same version)
+FORMAT_VERSION = 1
+#: the initial lambda of the authors' LISTA / LISTA-CP / LISTA-CPSS / ALISTA code
+#: (VITA-Group/LISTA-CPSS config.py: ``--lam 0.4``, "Initial lambda in LISTA solvers")
+AUTHORS_LAM = 0.4
+#: the LISTA family (trained layer-wise, initialised with AUTHORS_LAM)
+LISTA_FAMILY = ("lista", "lista-cp", "lista-cpss", "alista")
+DEFAULT_OUT = Path(__file__).resolve().parent / "out"
+
+
+class UsageError(ValueError):
+    """A bad command-line argument (reported on one line, exit status 2)."""
+
+
+# ---- settings --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Training budget of one scheme: ``epochs`` (per stage for layer-wise) of ``steps_per_epoch`` fresh
+    batches of ``batch_size``; a stage stops after ``patience`` epochs without improvement (None: never)."""
+
+    epochs: int
+    steps_per_epoch: int
+    batch_size: int = 64
+    patience: int | None = None
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Everything that fixes the numbers of a run (stored in the JSON; ``--resume`` needs it unchanged).
+
+    ``m``, ``n``, ``sparsity``, ``num_layers`` (K): the problem and the depth. ``test_size``: the fixed test
+    set; ``lam_val_size``: the validation set on which ISTA's and FISTA's lambda is chosen from
+    ``lam_grid``; ``train_val_size``: the trainer's validation set (early stopping, best-epoch restore).
+    ``layerwise`` / ``end_to_end``: training budgets (``end_to_end`` also serves multi-loss).
+    ``problem_seed`` draws A; ``seed`` the data (test, validation and training streams are independent).
+    """
+
+    mode: str
+    m: int
+    n: int
+    sparsity: float = 0.1
+    num_layers: int = 16
+    test_size: int = 1000
+    lam_val_size: int = 1000
+    train_val_size: int = 1000
+    lam_grid: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8)
+    layerwise: Budget = field(default_factory=lambda: Budget(2, 50, 64, 1))
+    end_to_end: Budget = field(default_factory=lambda: Budget(40, 50, 64, 5))
+    problem_seed: int = 0
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (tuples become lists)."""
+        d = asdict(self)
+        d["lam_grid"] = list(self.lam_grid)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BenchConfig:
+        """Inverse of ``to_dict``."""
+        d = dict(d)
+        d["lam_grid"] = tuple(d["lam_grid"])
+        d["layerwise"] = Budget(**d["layerwise"])
+        d["end_to_end"] = Budget(**d["end_to_end"])
+        return cls(**d)
+
+
+#: the paper-scale setting
+FULL = BenchConfig(mode="full", m=250, n=500)
+#: a few minutes on 2 CPU cores: 64 x 128, smaller sets, one short epoch per layer-wise stage
+QUICK = BenchConfig(mode="quick", m=64, n=128, test_size=500, lam_val_size=500, train_val_size=256,
+                    layerwise=Budget(1, 20, 64, None), end_to_end=Budget(10, 20, 64, None))
+
+#: Training recipe per family. "scheme" is a trainer scheme; "lr" the base learning rate (Adam);
+#: "options" the scheme options; "lam": "authors" (AUTHORS_LAM, the LISTA code's initial lambda) or
+#: "fista" (the lambda chosen for FISTA on the validation set: the objective these models unfold);
+#: "model_args" constructor arguments; "why" the source of the choice.
+RECIPES: dict[str, dict[str, Any]] = {
+    "ista-learned-step": {
+        "scheme": "end-to-end", "lr": 1e-2, "options": {}, "lam": "fista", "model_args": {},
+        "why": "per-layer step and threshold learned end-to-end on NMSE(x_K) (SLISTA, Ablin et al. 2019, "
+               "trains end-to-end, there on the LASSO objective; here supervised, the benchmark's metric)"},
+    "fista-unfolded": {
+        "scheme": "end-to-end", "lr": 1e-2, "options": {}, "lam": "fista", "model_args": {},
+        "why": "per-layer step and momentum learned end-to-end on NMSE(x_K); threshold = step x lambda"},
+    "admm-unfolded": {
+        "scheme": "end-to-end", "lr": 3e-2, "options": {}, "lam": "fista", "model_args": {},
+        "why": "per-layer log rho and threshold learned end-to-end on NMSE(x_K)"},
+    "gd-unfolded": {
+        "scheme": "end-to-end", "lr": 1e-2, "options": {}, "lam": "fista", "model_args": {},
+        "why": "unrolled GD on the least-squares data term (no l1 term), per-layer steps end-to-end"},
+    "ista-weighted-l1": {
+        "scheme": "end-to-end", "lr": 1e-2, "options": {}, "lam": "fista", "model_args": {},
+        "why": "per-coordinate log l1 weights (tied over layers) learned end-to-end"},
+    "ista-correction": {
+        "scheme": "multi-loss", "lr": 1e-3, "options": {}, "lam": "fista", "model_args": {"hidden": 32},
+        "why": "per-layer residual MLP (hidden 32) after each ISTA step, multi-loss (w_k = 1/K) so that "
+               "every layer's correction is supervised"},
+    "lista": {
+        "scheme": "layer-wise", "lr": 2e-3, "options": {"lr_decay": (0.2, 0.02), "layer_decay": 1.0},
+        "lam": "authors", "model_args": {},
+        "why": "layer-wise with fine-tuning at lr x 0.2, x 0.02 (VITA-Group/LISTA-CPSS setup_sc_training, "
+               "batch 64; their init_lr 5e-4, here larger because each stage runs ~100 steps instead of their thousands); layer_decay 1.0 = the authors' effective Adam behaviour "
+               "(docs/training.md)"},
+    "lista-cp": {
+        "scheme": "layer-wise", "lr": 5e-3, "options": {"lr_decay": (0.2, 0.02), "layer_decay": 1.0},
+        "lam": "authors", "model_args": {},
+        "why": "as lista (Chen et al. 2018 code)"},
+    "lista-cpss": {
+        "scheme": "layer-wise", "lr": 5e-3, "options": {"lr_decay": (0.2, 0.02), "layer_decay": 1.0},
+        "lam": "authors", "model_args": {"percent": 1.2, "max_percent": 13.0},
+        "why": "as lista; support selection p = 1.2 %/layer, max 13 % (the authors' -p 1.2 -maxp 13)"},
+    "alista": {
+        "scheme": "layer-wise", "lr": 5e-3, "options": {"lr_decay": (0.2, 0.02), "layer_decay": 1.0},
+        "lam": "authors", "model_args": {"weight": "frobenius", "percent": 1.2, "max_percent": 13.0},
+        "why": "analytic W~ (Frobenius, eq. (17)), gamma and theta learned layer-wise as in VITA-Group/ALISTA "
+               "(same training code as LISTA-CPSS); p = 1.2 %/layer, max 13 %"},
+}
+
+_NA_CAVEATS = ("NA-ALISTA authors' precomputed logs (feeds/na-alista, commit ca3c493, "
+               "res/models/.../train_log, last epoch 419), layer 16 only; see docs/published_curves.md")
+#: Published layer-K NMSE (dB) in the standard setting (m 250, n 500, p 0.1, K 16), keyed by
+#: (row name, SNR in dB; None = noiseless). Only numbers readable as text are listed (docs/published_curves.md).
+PUBLISHED: dict[tuple[str, float | None], dict[str, Any]] = {
+    ("alista", 40.0): {"nmse_db": -39.05, "source": _NA_CAVEATS, "caveats": (
+        "W_frob ALISTA trained END-TO-END (Adam 2e-4, 420 epochs x 50,000 samples, grad-clip 1), support "
+        "selection linspace(3, 60, 16) entries (~0.6 % -> 12 %), gamma, theta init 0.5; not the ICLR-2019 "
+        "layer-wise recipe with the coherence weight")},
+    ("alista", 20.0): {"nmse_db": -21.06, "source": _NA_CAVEATS, "caveats": "as at 40 dB"},
+    ("ista@lam=0.4", 40.0): {"nmse_db": -5.770, "source": _NA_CAVEATS,
+                             "caveats": "lambda 0.4, step 1/L, x0 = 0, 16 iterations"},
+    ("ista@lam=0.4", 20.0): {"nmse_db": -5.719, "source": _NA_CAVEATS, "caveats": "as at 40 dB"},
+    ("fista@lam=0.4", 40.0): {"nmse_db": -7.625, "source": _NA_CAVEATS,
+                              "caveats": "lambda 0.4, step 1/L, x0 = 0, 16 iterations"},
+    ("fista@lam=0.4", 20.0): {"nmse_db": -7.552, "source": _NA_CAVEATS, "caveats": "as at 40 dB"},
+}
+#: tolerance of the "within 3 dB of the published value" target
+PUBLISHED_TOLERANCE_DB = 3.0
+#: models whose published-value target the issue names
+PUBLISHED_TARGET_MODELS = ("lista-cpss", "alista")
+
+
+# ---- small helpers ---------------------------------------------------------------------------------
+
+
+def setting_key(snr_db: float | None) -> str:
+    """The JSON key of a noise level: "snr=inf" or "snr=40"."""
+    return "snr=inf" if snr_db is None else f"snr={snr_db:g}"
+
+
+def setting_label(snr_db: float | None) -> str:
+    """Human label of a noise level."""
+    return "noiseless" if snr_db is None else f"SNR {snr_db:g} dB"
+
+
+def parse_snr_list(text: str) -> list[float | None]:
+    """Parse "inf,40" into [None, 40.0] (UsageError on anything else)."""
+    out: list[float | None] = []
+    for item in (t.strip() for t in text.split(",")):
+        if item.lower() in ("inf", "noiseless", "none"):
+            value: float | None = None
+        else:
+            try:
+                value = float(item)
+            except ValueError:
+                raise UsageError(f"--snr: {item!r} is not a number or 'inf'") from None
+            if not math.isfinite(value):
+                value = None if value > 0 else math.nan
+            if value is not None and not math.isfinite(value):
+                raise UsageError(f"--snr: {item!r} is not a finite SNR in dB or 'inf'")
+        if value in out:
+            raise UsageError(f"--snr: {item!r} is listed twice")
+        out.append(value)
+    if not out:
+        raise UsageError("--snr: give at least one noise level, e.g. inf,40")
+    return out
+
+
+def parse_models(text: str, known: Sequence[str]) -> list[str]:
+    """Parse "a,b" into model families from ``known`` (UsageError naming an unknown one); "all" = every one."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if items == ["all"]:
+        return list(known)
+    if not items:
+        raise UsageError("--models: give at least one model, e.g. alista,lista-cpss (or 'all')")
+    for item in items:
+        if item not in known:
+            raise UsageError(f"--models: unknown model {item!r}; known: {', '.join(known)}")
+    if len(set(items)) != len(items):
+        raise UsageError("--models: a model is listed twice")
+    return [k for k in known if k in items]
+
+
+def to_db(value: float) -> float:
+    """10 log10(value) (-inf for 0, nan for a negative or nan value)."""
+    if not value >= 0:
+        return float("nan")
+    return float("-inf") if value == 0 else float(10.0 * math.log10(value))
+
+
+def nmse_db_curve(iterates: Any, x: Any) -> list[float]:
+    """Per-layer NMSE in dB of a trajectory (K+1, B, n) against x (B, n), sums accumulated in float64."""
+    err = ((iterates.double() - x.double()) ** 2).sum(dim=(1, 2))
+    norm = float((x.double() ** 2).sum())
+    return [to_db(float(e) / norm) for e in err]
+
+
+def _rss_bytes() -> int | None:
+    """The process's peak resident set size so far (ru_maxrss, in bytes), None where unavailable."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+@contextlib.contextmanager
+def limit_threads(threads: int | None) -> Iterator[None]:
+    """Run with ``threads`` torch threads and at most ``threads`` BLAS threads for numpy (None: unchanged).
+
+    On a small shared machine, multi-threaded OpenBLAS spins on the tiny matrix products of the data
+    sampler (numpy) and slows every training step; one thread per process is much faster there.
+    """
+    if threads is None:
+        yield
+        return
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        try:
+            # optional: installed with scikit-learn (a dependency of celer)
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - optional dependency
+            yield
+        else:
+            with threadpool_limits(limits=threads, user_api="blas"):
+                yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def make_problem(config: BenchConfig, snr_db: float | None, lam: float) -> Any:
+    """The SparseRecovery of the benchmark (A drawn from ``problem_seed``; ``lam`` only sets the objective)."""
+    from unfoldkit.unrolled.problems.sparse import SparseRecovery
+
+    return SparseRecovery(m=config.m, n=config.n, sparsity=config.sparsity, snr_db=snr_db, lam=lam,
+                          seed=config.problem_seed)
+
+
+def data_sets(config: BenchConfig, snr_db: float | None) -> tuple[Any, Any]:
+    """(lambda-validation batch, test batch), float64, each from its own seeded stream.
+
+    The streams are independent of the trainer's (which spawns SeedSequence(seed)); the data do not
+    depend on lambda, so every method of a setting sees exactly the same test set.
+    """
+    problem = make_problem(config, snr_db, AUTHORS_LAM)
+    val_seq, test_seq = np.random.SeedSequence([2018, 3, config.seed]).spawn(2)
+    val = problem.sample(config.lam_val_size, np.random.default_rng(val_seq))
+    test = problem.sample(config.test_size, np.random.default_rng(test_seq))
+    return val, test
+
+
+# ---- classical baselines ---------------------------------------------------------------------------
+
+
+def run_baselines(config: BenchConfig, snr_db: float | None) -> dict[str, dict[str, Any]]:
+    """ISTA and FISTA (K iterations, step 1/L, x_0 = 0, float64) with lambda tuned on the validation set,
+    and both at lambda = AUTHORS_LAM (the published baselines' value). Returns entries keyed by row name."""
+    from unfoldkit.unrolled.solvers import run_fista, run_ista
+
+    t0 = time.perf_counter()
+    val, test = data_sets(config, snr_db)
+    k = config.num_layers
+    out: dict[str, dict[str, Any]] = {}
+    for name, runner in (("ista", run_ista), ("fista", run_fista)):
+        grid: dict[str, float] = {}
+        for lam in config.lam_grid:
+            problem = make_problem(config, snr_db, lam)
+            grid[f"{lam:g}"] = nmse_db_curve(runner(problem, val.y, k).iterates, val.x)[-1]
+        best = min(config.lam_grid, key=lambda lam: grid[f"{lam:g}"])
+        tuning = time.perf_counter() - t0
+        for row, lam, tuned in ((name, best, True), (f"{name}@lam={AUTHORS_LAM:g}", AUTHORS_LAM, False)):
+            problem = make_problem(config, snr_db, lam)
+            curve = nmse_db_curve(runner(problem, test.y, k).iterates, test.x)
+            entry: dict[str, Any] = {
+                "name": row, "kind": "classical", "algorithm": name, "setting": setting_label(snr_db),
+                "snr_db": snr_db, "lam": lam, "lam_tuned": tuned, "nmse_db": curve, "nmse_db_K": curve[-1],
+                "train_time_s": None, "peak_memory_bytes": None, "peak_memory_kind": None, "params": 0,
+                "recipe": {"iterations": k, "step": "1/L", "x0": "0", "dtype": "float64"}, "status": "done"}
+            if tuned:
+                entry["lam_grid_val_nmse_db_K"] = grid
+                entry["tuning_time_s"] = tuning
+            out[row] = entry
+    order = ("ista", "fista", f"ista@lam={AUTHORS_LAM:g}", f"fista@lam={AUTHORS_LAM:g}")
+    return {name: out[name] for name in order}
+
+
+# ---- learned models --------------------------------------------------------------------------------
+
+
+def recipe_for(family: str, config: BenchConfig) -> dict[str, Any]:
+    """The full training recipe (scheme, options, trainer settings) of ``family`` under ``config``."""
+    base = RECIPES[family]
+    budget = config.layerwise if base["scheme"] == "layer-wise" else config.end_to_end
+    settings = {"epochs": budget.epochs, "steps_per_epoch": budget.steps_per_epoch, "batch_size": budget.batch_size,
+                "patience": budget.patience, "lr": base["lr"], "val_size": config.train_val_size,
+                "val_batch_size": 1000, "seed": config.seed, "optimizer": "adam"}
+    return {"scheme": base["scheme"], "options": dict(base["options"]), "settings": settings,
+            "lam_source": base["lam"], "model_args": dict(base["model_args"]), "why": base["why"]}
+
+
+def train_model(config_dict: dict[str, Any], family: str, recipe: dict[str, Any], snr_db: float | None,
+                fista_lam: float, checkpoint_dir: str | None, resume: bool, device: str, threads: int | None,
+                isolated: bool) -> dict[str, Any]:
+    """Build ``family`` on the benchmark problem, train it with ``recipe`` (``recipe_for``), evaluate it on
+    the test set.
+
+    Runs in a fresh process when ``isolated`` (then the ru_maxrss delta is this model's own peak); the
+    recipe comes from the parent, so editing RECIPES during a run cannot change it. Returns the JSON entry
+    of the row (per-layer test NMSE, training time, peak memory, parameter count, recipe).
+    """
+    with limit_threads(threads):
+        return _train_model(config_dict, family, recipe, snr_db, fista_lam, checkpoint_dir, resume, device,
+                            isolated)
+
+
+def _train_model(config_dict: dict[str, Any], family: str, recipe: dict[str, Any], snr_db: float | None,
+                 fista_lam: float, checkpoint_dir: str | None, resume: bool, device: str,
+                 isolated: bool) -> dict[str, Any]:
+    import torch
+    from unfoldkit.unrolled.models import make_model
+    from unfoldkit.unrolled.training import train
+    from unfoldkit.unrolled.training.trainer import evaluate
+
+    config = BenchConfig.from_dict(config_dict)
+    lam = AUTHORS_LAM if recipe["lam_source"] == "authors" else fista_lam
+    problem = make_problem(config, snr_db, lam)
+    _, test = data_sets(config, snr_db)
+    torch.manual_seed(config.seed)
+    model = make_model(family, problem, num_layers=config.num_layers, **recipe["model_args"])
+    params = int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+    resumed = bool(resume and checkpoint_dir is not None and (Path(checkpoint_dir) / "checkpoint.pt").exists())
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    rss_before = _rss_bytes()
+    result = train(model, problem, recipe["scheme"], resume=resume, checkpoint_dir=checkpoint_dir,
+                   device=device, progress=False, **recipe["options"], **recipe["settings"])
+    if dev.type == "cuda":
+        peak, kind = int(torch.cuda.max_memory_allocated(dev)), "torch.cuda.max_memory_allocated"
+    else:
+        rss_after = _rss_bytes()
+        peak = None if rss_before is None or rss_after is None else rss_after - rss_before
+        kind = "ru_maxrss-delta, fresh process" if isolated else "ru_maxrss-delta, shared process (lower bound)"
+    ev = evaluate(model, problem, test.to(model.model_dtype, dev), batch_size=1000)
+    curve = [float(v) for v in ev["nmse_db"]]
+    recipe_json = {**recipe, "options": {k: list(v) if isinstance(v, tuple) else v
+                                         for k, v in recipe["options"].items()}, "lam": lam}
+    return {
+        "name": family, "kind": "learned", "family": family, "paradigm": type(model).paradigm,
+        "setting": setting_label(snr_db), "snr_db": snr_db, "lam": lam, "nmse_db": curve, "nmse_db_K": curve[-1],
+        "train_time_s": float(result.wall_time_s), "peak_memory_bytes": peak, "peak_memory_kind": kind,
+        "peak_rss_bytes": _rss_bytes(), "params": params, "recipe": recipe_json,
+        "epochs_run": int(result.epochs_run), "stopped_early": bool(result.stopped_early),
+        "stages": len(result.stages), "best_val_nmse_db": result.best_val_nmse_db,
+        "val_nmse_db_K": (result.final_val_nmse_db or [None])[-1], "resumed": resumed,
+        "model_config": model.config(), "device": str(dev), "status": "done"}
+
+
+def _spawn_train(*args: Any) -> dict[str, Any]:
+    """Run ``train_model`` in a fresh spawned process (own ru_maxrss) and return its entry."""
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        return pool.submit(train_model, *args).result()
+
+
+def estimate_wall_time(config: BenchConfig, models: Sequence[str], snrs: Sequence[float | None],
+                       steps: int = 5, threads: int | None = 1,
+                       log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """A timed partial run: time ``steps`` training steps and one validation pass of each model at
+    ``config``'s size, and extrapolate to the recipe's maximum number of steps and validations.
+
+    The estimate is an UPPER bound on training time as far as early stopping goes (a stage that stops
+    early runs fewer epochs), measured on this machine under its current load. Returns
+    {"per_model": {family: {...}}, "total_s": ..., "steps_timed": steps}.
+    """
+    import torch
+    from unfoldkit.unrolled.models import make_model
+    from unfoldkit.unrolled.training.schemes import make_scheme
+
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    per_model: dict[str, Any] = {}
+    with limit_threads(threads):
+        for family in models:
+            recipe = recipe_for(family, config)
+            problem = make_problem(config, snrs[0], AUTHORS_LAM if recipe["lam_source"] == "authors" else 0.1)
+            torch.manual_seed(config.seed)
+            model = make_model(family, problem, num_layers=config.num_layers, **recipe["model_args"])
+            scheme = make_scheme(recipe["scheme"], **recipe["options"])
+            stages = len(scheme.stages(model))
+            st = recipe["settings"]
+            rng = np.random.default_rng(0)
+            opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=st["lr"])
+            t_step = 0.0
+            for i in range(steps + 1):
+                t0 = time.perf_counter()
+                batch = problem.sample(st["batch_size"], rng).to(model.model_dtype)
+                opt.zero_grad()
+                traj = model(batch.y, trajectory=True)
+                loss = ((traj[-1] - batch.x) ** 2).sum() / (batch.x**2).sum()
+                loss.backward()
+                opt.step()
+                if i > 0:  # the first step warms up
+                    t_step += time.perf_counter() - t0
+            t_step /= steps
+            val = problem.sample(config.train_val_size, rng).to(model.model_dtype)
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                model(val.y, trajectory=True)
+            t_val = time.perf_counter() - t0
+            max_steps = stages * st["epochs"] * st["steps_per_epoch"]
+            max_vals = stages * (st["epochs"] + 1) + 2
+            est = max_steps * t_step + max_vals * t_val
+            per_model[family] = {"stages": stages, "max_steps": max_steps, "max_validations": max_vals,
+                                 "step_s": t_step, "validation_s": t_val, "estimate_s_per_setting": est}
+            log(f"{family}: {t_step * 1e3:.1f} ms/step, {t_val:.2f} s/validation, <= {max_steps} steps "
+                f"-> about {est / 60:.1f} min per setting")
+    total = sum(v["estimate_s_per_setting"] for v in per_model.values()) * len(snrs)
+    return {"per_model": per_model, "total_s": total, "steps_timed": steps, "settings": len(snrs),
+            "kind": "estimate from a timed partial run (upper bound w.r.t. early stopping)"}
+
+
+# ---- published values and targets ------------------------------------------------------------------
+
+
+def is_standard(config: BenchConfig) -> bool:
+    """Whether ``config`` is the setting of the published values (250 x 500, p = 0.1, K = 16)."""
+    return (config.m, config.n, config.sparsity, config.num_layers) == (250, 500, 0.1, 16)
+
+
+def published_for(name: str, config: BenchConfig, snr_db: float | None) -> dict[str, Any]:
+    """The published layer-K value for row ``name`` ({"available": False, "why": ...} when none exists)."""
+    if not is_standard(config):
+        return {"available": False, "why": "published values exist only for m=250, n=500, p=0.1, K=16"}
+    pub = PUBLISHED.get((name, snr_db))
+    if pub is None:
+        return {"available": False, "why": "no published number readable as text (docs/published_curves.md §2)"}
+    return {"available": True, **pub}
+
+
+def evaluate_targets(results: dict[str, dict[str, dict[str, Any]]], config: BenchConfig) -> list[dict[str, Any]]:
+    """The issue's targets, each {"target", "setting", "model", "ours_db", "reference_db", "pass", "note"}.
+
+    T1: LISTA-CPSS and ALISTA within PUBLISHED_TOLERANCE_DB of the published layer-K value (|difference|),
+    where one exists (``pass`` None otherwise). T2: every learned model strictly better than FISTA (tuned
+    lambda, K iterations) at layer K. Also T0 (information, no pass/fail): ISTA / FISTA at lambda 0.4
+    against the published baselines.
+    """
+    out: list[dict[str, Any]] = []
+    for key, rows in results.items():
+        fista = rows.get("fista")
+        for name, row in rows.items():
+            if row.get("status") != "done":
+                continue
+            ours = row["nmse_db_K"]
+            pub = row.get("published", {})
+            if name in PUBLISHED_TARGET_MODELS:
+                if pub.get("available"):
+                    diff = ours - pub["nmse_db"]
+                    out.append({"target": f"T1 within {PUBLISHED_TOLERANCE_DB:g} dB of published", "setting": key,
+                                "model": name, "ours_db": ours, "reference_db": pub["nmse_db"],
+                                "difference_db": diff, "pass": bool(abs(diff) <= PUBLISHED_TOLERANCE_DB),
+                                "note": (f"ours {abs(diff):.2f} dB {'lower (better)' if diff < 0 else 'higher (worse)'}"
+                                         f" than published; published: {pub.get('caveats', '')}")})
+                else:
+                    out.append({"target": f"T1 within {PUBLISHED_TOLERANCE_DB:g} dB of published", "setting": key,
+                                "model": name, "ours_db": ours, "reference_db": None, "difference_db": None,
+                                "pass": None, "note": f"not evaluable: {pub.get('why', 'no published value')}"})
+            if row["kind"] == "learned":
+                if fista is None or fista.get("status") != "done":
+                    out.append({"target": "T2 better than FISTA at layer K", "setting": key, "model": name,
+                                "ours_db": ours, "reference_db": None, "difference_db": None, "pass": None,
+                                "note": "FISTA not run"})
+                else:
+                    ref = fista["nmse_db_K"]
+                    better = [k for k in range(1, len(row["nmse_db"]))
+                              if row["nmse_db"][k] < fista["nmse_db"][k]]
+                    out.append({"target": "T2 better than FISTA at layer K", "setting": key, "model": name,
+                                "ours_db": ours, "reference_db": ref, "difference_db": ours - ref,
+                                "pass": bool(ours < ref),
+                                "note": f"better than FISTA at {len(better)} of {len(row['nmse_db']) - 1} layers"})
+            if row["kind"] == "classical" and not row.get("lam_tuned") and pub.get("available"):
+                out.append({"target": "T0 classical baseline vs published (information)", "setting": key,
+                            "model": name, "ours_db": ours, "reference_db": pub["nmse_db"],
+                            "difference_db": ours - pub["nmse_db"], "pass": None,
+                            "note": "docs/published_curves.md §4 expects about 0.2 dB for a faithful ISTA/FISTA"})
+    return out
+
+
+# ---- table -----------------------------------------------------------------------------------------
+
+
+def _fmt(value: Any, spec: str, missing: str = "-") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return missing
+    return format(value, spec)
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    """The results as one Markdown table: rows = methods, columns = setting, NMSE at layer K, published,
+    difference to FISTA, training time, peak memory, learned parameters."""
+    k = doc["config"]["num_layers"]
+    head = ["method", "setting", f"NMSE@{k} (dB)", f"published@{k} (dB)", f"vs FISTA@{k} (dB)",
+            "train time (s)", "peak mem (MiB)", "params"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, rows in doc["results"].items():
+        fista = rows.get("fista", {})
+        for name, row in rows.items():
+            if row.get("status") != "done":
+                lines.append(f"| {name} | {key} | {row.get('status')}: {row.get('error', '')[:60]} |"
+                             + " |" * (len(head) - 3))
+                continue
+            label = name
+            if row["kind"] == "classical" and row.get("lam_tuned"):
+                label = f"{name} (tuned lam={row['lam']:g})"
+            pub = row.get("published", {})
+            pub_s = _fmt(pub.get("nmse_db"), ".2f") if pub.get("available") else "not available"
+            vs = None
+            if row["kind"] == "learned" and fista.get("status") == "done":
+                vs = row["nmse_db_K"] - fista["nmse_db_K"]
+            mem = row.get("peak_memory_bytes")
+            lines.append("| " + " | ".join([
+                label, row["setting"], _fmt(row["nmse_db_K"], ".2f"), pub_s, _fmt(vs, "+.2f"),
+                _fmt(row.get("train_time_s"), ".1f"), _fmt(None if mem is None else mem / 2**20, ".1f"),
+                str(row.get("params", "-"))]) + " |")
+    return "\n".join(lines)
+
+
+def format_targets(targets: list[dict[str, Any]]) -> str:
+    """The targets as a Markdown table (PASS / FAIL / n/a)."""
+    lines = ["| target | setting | model | ours (dB) | reference (dB) | result | note |", "|---|---|---|---|---|---|---|"]
+    for t in targets:
+        verdict = "n/a" if t["pass"] is None else ("PASS" if t["pass"] else "FAIL")
+        if t["target"].startswith("T0"):
+            verdict = f"info ({_fmt(t['difference_db'], '+.2f')} dB)"
+        lines.append(f"| {t['target']} | {t['setting']} | {t['model']} | {_fmt(t['ours_db'], '.2f')} | "
+                     f"{_fmt(t['reference_db'], '.2f')} | {verdict} | {t['note']} |")
+    return "\n".join(lines)
+
+
+# ---- the runner ------------------------------------------------------------------------------------
+
+
+def _machine(device: str, threads: int | None) -> dict[str, Any]:
+    import torch
+
+    return {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "cpu_count": os.cpu_count(), "torch_threads": threads if threads is not None else torch.get_num_threads(),
+            "device": device}
+
+
+def output_paths(out_dir: Path, mode: str) -> tuple[Path, Path]:
+    """(JSON path, table path) of a run in ``out_dir``."""
+    return out_dir / f"unfolded_sparse_{mode}.json", out_dir / f"unfolded_sparse_{mode}.txt"
+
+
+def run_benchmark(config: BenchConfig, models: Sequence[str], snrs: Sequence[float | None], out_dir: str | Path,
+                  resume: bool = False, isolate: bool = True, device: str = "cpu", threads: int | None = 1,
+                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the benchmark and return the JSON document (also written to ``out_dir``).
+
+    For each noise level in ``snrs``: the classical baselines, then each family of ``models`` (trained in a
+    fresh process when ``isolate``). The JSON is rewritten atomically after every method. With ``resume``,
+    the existing JSON's finished rows are kept and skipped, and trainer checkpoints are resumed; the
+    stored config must equal ``config`` (ValueError otherwise). A model that raises is recorded with
+    ``status`` "failed" and its error, and the run goes on.
+    """
+    from unfoldkit.experiments.io import atomic_write, read_json, write_json
+
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    out_dir = Path(out_dir)
+    json_path, table_path = output_paths(out_dir, config.mode)
+    start = time.perf_counter()
+    doc: dict[str, Any] | None = None
+    if resume and json_path.exists():
+        doc = read_json(json_path)
+        if doc.get("format_version") != FORMAT_VERSION or doc.get("benchmark") != "unfolded_sparse":
+            raise ValueError(f"cannot resume from {json_path}: not an unfolded_sparse v{FORMAT_VERSION} result")
+        if doc.get("config") != config.to_dict():
+            raise ValueError(f"cannot resume from {json_path}: it was made with another configuration "
+                             f"(delete it or use another --out)")
+    if doc is None:
+        doc = {"benchmark": "unfolded_sparse", "format_version": FORMAT_VERSION, "config": config.to_dict(),
+               "recipes": {}, "results": {}, "targets": [], "sessions": []}
+    session = {"started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+               "machine": _machine(device, threads), "models": list(models),
+               "snrs": [setting_key(s) for s in snrs], "isolate": isolate, "wall_time_s": None}
+    doc["sessions"].append(session)
+    doc["peak_memory_method"] = (
+        "torch.cuda.max_memory_allocated" if device.startswith("cuda") else
+        "increase of resource.getrusage(RUSAGE_SELF).ru_maxrss during training, "
+        + ("each model in a fresh spawned process" if isolate else
+           "all models in one process (a lower bound: an earlier higher peak hides a later one)"))
+
+    def save() -> None:
+        doc["targets"] = evaluate_targets(doc["results"], config)
+        session["wall_time_s"] = time.perf_counter() - start
+        doc["wall_time_s_total"] = sum(s["wall_time_s"] or 0.0 for s in doc["sessions"])
+        write_json(json_path, doc)
+        text = format_table(doc) + "\n\n" + format_targets(doc["targets"]) + "\n"
+        atomic_write(table_path, lambda p: p.write_text(text, encoding="utf-8"))
+
+    for family in models:
+        doc["recipes"][family] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in RECIPES[family].items()}
+    for snr in snrs:
+        key = setting_key(snr)
+        rows = doc["results"].setdefault(key, {})
+        if not all(rows.get(n, {}).get("status") == "done"
+                   for n in ("ista", "fista", f"ista@lam={AUTHORS_LAM:g}", f"fista@lam={AUTHORS_LAM:g}")):
+            log(f"[{key}] ISTA / FISTA: choosing lambda on {config.lam_val_size} validation samples")
+            with limit_threads(threads):
+                baselines = run_baselines(config, snr)
+            for name, entry in baselines.items():
+                entry["published"] = published_for(name, config, snr)
+                rows[name] = entry
+            log(f"[{key}] ISTA (lam={rows['ista']['lam']:g}) {rows['ista']['nmse_db_K']:.2f} dB, "
+                f"FISTA (lam={rows['fista']['lam']:g}) {rows['fista']['nmse_db_K']:.2f} dB at layer "
+                f"{config.num_layers}")
+            save()
+        for family in models:
+            if resume and rows.get(family, {}).get("status") == "done":
+                log(f"[{key}] {family}: done already (--resume), skipped")
+                continue
+            ckpt = out_dir / "checkpoints" / config.mode / key / family
+            recipe = recipe_for(family, config)
+            log(f"[{key}] {family}: training ({recipe['scheme']}, lr {recipe['settings']['lr']:g})")
+            args = (config.to_dict(), family, recipe, snr, float(rows["fista"]["lam"]), str(ckpt), resume, device, threads,
+                    isolate)
+            try:
+                entry = _spawn_train(*args) if isolate else train_model(*args)
+            except Exception as err:  # noqa: BLE001 - recorded in the JSON, the run goes on
+                rows[family] = {"name": family, "kind": "learned", "setting": setting_label(snr), "snr_db": snr,
+                                "status": "failed", "error": f"{type(err).__name__}: {err}"}
+                log(f"[{key}] {family}: FAILED: {type(err).__name__}: {err}")
+                save()
+                continue
+            entry["published"] = published_for(family, config, snr)
+            rows[family] = entry
+            log(f"[{key}] {family}: {entry['nmse_db_K']:.2f} dB at layer {config.num_layers} "
+                f"(FISTA {rows['fista']['nmse_db_K']:.2f}), {entry['train_time_s']:.1f} s")
+            save()
+    save()
+    return doc
+
+
+# ---- command line ----------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser."""
+    p = _Parser(prog="python benchmarks/unfolded_sparse.py",
+                description="Unfolded models vs ISTA/FISTA on sparse recovery (Chen et al. 2018 setting).")
+    p.add_argument("--quick", action="store_true", help="64 x 128, short training (minutes on 2 CPU cores)")
+    p.add_argument("--models", default="all", help="comma-separated families of MODELS, or 'all' (default)")
+    p.add_argument("--snr", default="inf,40", help="noise levels in dB, 'inf' = noiseless (default inf,40)")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default benchmarks/out)")
+    p.add_argument("--resume", action="store_true", help="skip finished rows, resume trainer checkpoints")
+    p.add_argument("--seed", default="0", help="data seed (default 0)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default cpu)")
+    p.add_argument("--threads", default="1", help="torch threads per process (default 1; 0 = torch's default)")
+    p.add_argument("--estimate", action="store_true",
+                   help="only time a few training steps per model and print an estimate of the training time")
+    p.add_argument("--no-isolate", action="store_true",
+                   help="train every model in this process (faster start; peak memory becomes a lower bound)")
+    return p
+
+
+def _nonneg_int(name: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"{name}: {text!r} is not an integer") from None
+    if value < 0:
+        raise UsageError(f"{name}: must be >= 0, got {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point: returns 0, 1 if a model failed, 2 on a bad argument."""
+    try:
+        args = build_parser().parse_args(argv)
+        from unfoldkit.unrolled.models import MODELS
+
+        models = parse_models(args.models, list(MODELS))
+        snrs = parse_snr_list(args.snr)
+        seed = _nonneg_int("--seed", args.seed)
+        threads = _nonneg_int("--threads", args.threads) or None
+        if args.device != "cpu":
+            import torch
+
+            try:
+                dev = torch.device(args.device)
+            except (RuntimeError, ValueError):
+                raise UsageError(f"--device: {args.device!r} is not 'cpu' or 'cuda[:i]'") from None
+            if dev.type != "cuda" or not torch.cuda.is_available():
+                raise UsageError(f"--device: {args.device!r} is not available here")
+        config = replace(QUICK if args.quick else FULL, seed=seed)
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"--out: {out} exists and is not a folder")
+        json_path, _ = output_paths(out, config.mode)
+        if args.resume and json_path.exists():
+            from unfoldkit.experiments.io import read_json
+
+            try:
+                old = read_json(json_path)
+            except (OSError, ValueError) as err:
+                raise UsageError(f"--resume: cannot read {json_path}: {err}") from None
+            if old.get("config") != config.to_dict():
+                raise UsageError(f"--resume: {json_path} was made with another configuration "
+                                 f"(other --seed or mode?); delete it or use another --out")
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.estimate:
+        from unfoldkit.experiments.io import write_json
+
+        est = estimate_wall_time(config, models, snrs, threads=threads)
+        path = write_json(out / f"unfolded_sparse_{config.mode}_estimate.json",
+                          {"config": config.to_dict(), "machine": _machine(args.device, threads), **est})
+        print(f"ESTIMATED training time ({config.mode} mode, {len(snrs)} setting(s), {len(models)} model(s)): "
+              f"about {est['total_s'] / 60:.0f} min (upper bound w.r.t. early stopping; wrote {path})")
+        return 0
+    t0 = time.perf_counter()
+    doc = run_benchmark(config, models, snrs, out, resume=args.resume, isolate=not args.no_isolate,
+                        device=args.device, threads=threads)
+    wall = time.perf_counter() - t0
+    print(format_table(doc))
+    print()
+    print(format_targets(doc["targets"]))
+    json_path, table_path = output_paths(out, config.mode)
+    print(f"\nwall time of this run: {wall:.1f} s ({config.mode} mode); wrote {json_path} and {table_path}")
+    failed = [f"{key}/{name}" for key, rows in doc["results"].items() for name, row in rows.items()
+              if row.get("status") != "done"]
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

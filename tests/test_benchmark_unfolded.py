@@ -1,0 +1,149 @@
+"""benchmarks/unfolded_sparse.py: a tiny end-to-end run (JSON structure, finite NMSE, resume), the target
+logic on synthetic rows, and the command line's bad arguments (one line on stderr, exit 2).
+
+The tiny setting (m = 10, n = 20, K = 2, two models, a few training steps, models trained in this process)
+takes a few seconds; nothing here checks the quality of the numbers, only their structure."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_benchmark():
+    name = "unfoldkit_benchmark_unfolded_sparse"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "unfolded_sparse.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses need the module registered while it executes
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_benchmark()
+
+TINY = bench.BenchConfig(mode="tiny", m=10, n=20, num_layers=2, test_size=40, lam_val_size=40, train_val_size=32,
+                         lam_grid=(0.05, 0.2), layerwise=bench.Budget(1, 2, 16, None),
+                         end_to_end=bench.Budget(2, 2, 16, None))
+MODELS = ["ista-learned-step", "lista-cp"]
+ROWS = ("ista", "fista", "ista@lam=0.4", "fista@lam=0.4", *MODELS)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    messages: list[str] = []
+    doc = bench.run_benchmark(TINY, MODELS, [None, 40.0], out, isolate=False, log=messages.append)
+    return out, doc, messages
+
+
+def test_tiny_run_writes_json_with_every_row_and_finite_curves(tiny_run):
+    out, _, _ = tiny_run
+    json_path, table_path = bench.output_paths(out, "tiny")
+    on_disk = json.loads(json_path.read_text())
+    assert on_disk["benchmark"] == "unfolded_sparse" and on_disk["format_version"] == bench.FORMAT_VERSION
+    assert on_disk["config"] == TINY.to_dict()
+    assert set(on_disk["results"]) == {"snr=inf", "snr=40"}
+    for key, rows in on_disk["results"].items():
+        assert tuple(rows) == ROWS
+        for name, row in rows.items():
+            assert row["status"] == "done", (key, name)
+            curve = row["nmse_db"]
+            assert len(curve) == TINY.num_layers + 1 and curve[0] == pytest.approx(0.0, abs=1e-5)  # x_0 = 0 (float32 models)
+            assert all(isinstance(v, float) and math.isfinite(v) for v in curve)
+            assert row["nmse_db_K"] == curve[-1]
+            assert "published" in row and row["published"]["available"] is False  # not the standard size
+        assert rows["ista"]["lam"] in TINY.lam_grid and set(rows["ista"]["lam_grid_val_nmse_db_K"]) == {"0.05", "0.2"}
+        assert rows["fista@lam=0.4"]["lam"] == 0.4 and rows["fista@lam=0.4"]["params"] == 0
+        for name in MODELS:
+            row = rows[name]
+            assert row["kind"] == "learned" and row["params"] > 0
+            assert row["train_time_s"] > 0 and row["peak_memory_bytes"] >= 0
+            assert row["peak_memory_kind"].startswith("ru_maxrss-delta")
+            assert row["recipe"]["scheme"] == bench.RECIPES[name]["scheme"]
+        assert rows["lista-cp"]["lam"] == bench.AUTHORS_LAM and rows["ista-learned-step"]["lam"] == rows["fista"]["lam"]
+    kinds = {(t["target"][:2], t["setting"], t["model"]) for t in on_disk["targets"]}
+    assert ("T2", "snr=40", "lista-cp") in kinds and ("T2", "snr=inf", "ista-learned-step") in kinds
+    table = table_path.read_text()
+    assert "| lista-cp | noiseless |" in table and "T2 better than FISTA" in table
+    assert on_disk["sessions"][0]["wall_time_s"] > 0 and on_disk["wall_time_s_total"] > 0
+
+
+def test_resume_skips_finished_rows_and_rejects_another_config(tiny_run):
+    out, doc, _ = tiny_run
+    messages: list[str] = []
+    again = bench.run_benchmark(TINY, MODELS, [None, 40.0], out, resume=True, isolate=False, log=messages.append)
+    assert sum("skipped" in m for m in messages) == 2 * len(MODELS)
+    assert not any("training" in m or "choosing lambda" in m for m in messages)
+    for key in doc["results"]:
+        for name in MODELS:
+            assert again["results"][key][name]["nmse_db"] == doc["results"][key][name]["nmse_db"]
+    assert len(again["sessions"]) == 2
+    other = bench.BenchConfig(**{**TINY.__dict__, "seed": 1})
+    with pytest.raises(ValueError, match="another configuration"):
+        bench.run_benchmark(other, MODELS, [None], out, resume=True, isolate=False, log=lambda m: None)
+
+
+def test_targets_use_published_values_only_in_the_standard_setting():
+    full = bench.FULL
+    assert bench.published_for("alista", full, 40.0)["nmse_db"] == -39.05
+    assert bench.published_for("alista", full, None)["available"] is False
+    assert bench.published_for("lista-cpss", full, 40.0)["available"] is False
+    assert bench.published_for("alista", bench.QUICK, 40.0)["available"] is False
+
+    def row(name, kind, value, snr=40.0):
+        return {"name": name, "kind": kind, "status": "done", "nmse_db": [0.0, value / 2, value],
+                "nmse_db_K": value, "published": bench.published_for(name, full, snr), "lam_tuned": True}
+
+    results = {"snr=40": {"fista": row("fista", "classical", -8.0), "alista": row("alista", "learned", -37.0),
+                          "lista-cpss": row("lista-cpss", "learned", -30.0), "gd-unfolded": row("gd-unfolded", "learned", -3.0)}}
+    targets = {(t["target"][:2], t["model"]): t for t in bench.evaluate_targets(results, full)}
+    assert targets[("T1", "alista")]["pass"] is True and targets[("T1", "alista")]["difference_db"] == pytest.approx(2.05)
+    assert targets[("T1", "lista-cpss")]["pass"] is None and "not evaluable" in targets[("T1", "lista-cpss")]["note"]
+    assert targets[("T2", "alista")]["pass"] is True and targets[("T2", "gd-unfolded")]["pass"] is False
+    results["snr=40"]["alista"] = row("alista", "learned", -35.0)
+    assert bench.evaluate_targets(results, full)[0]["pass"] is False  # 4.05 dB away
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--models", "nope"], "unknown model 'nope'"),
+    (["--models", "alista,alista"], "listed twice"),
+    (["--snr", "loud"], "not a number"),
+    (["--snr", "nan"], "not a finite SNR"),
+    (["--seed", "-1"], "--seed"),
+    (["--threads", "x"], "--threads"),
+    (["--device", "tpu"], "--device"),
+    (["--bogus"], "unrecognized arguments"),
+])
+def test_bad_arguments_exit_2_with_one_line(argv, fragment, capsys, tmp_path):
+    assert bench.main([*argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1
+
+
+def test_resume_with_another_config_is_a_usage_error(tiny_run, capsys):
+    out, _, _ = tiny_run
+    from unfoldkit.experiments.io import write_json
+
+    write_json(bench.output_paths(out, "quick")[0], {"config": {"mode": "quick", "m": 1}})
+    assert bench.main(["--quick", "--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "another configuration" in err and err.count("\n") == 1
+
+
+def test_estimate_times_a_few_steps_per_model():
+    messages: list[str] = []
+    est = bench.estimate_wall_time(TINY, MODELS, [None, 40.0], steps=1, log=messages.append)
+    assert set(est["per_model"]) == set(MODELS) and est["settings"] == 2
+    lw = est["per_model"]["lista-cp"]
+    assert lw["stages"] == 3 * TINY.num_layers and lw["max_steps"] == 3 * TINY.num_layers * 2  # 1 epoch x 2 steps
+    assert all(v["step_s"] > 0 and v["estimate_s_per_setting"] > 0 for v in est["per_model"].values())
+    assert est["total_s"] == pytest.approx(2 * sum(v["estimate_s_per_setting"] for v in est["per_model"].values()))
+    assert len(messages) == len(MODELS)
