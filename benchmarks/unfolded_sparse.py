@@ -141,8 +141,9 @@ RECIPES: dict[str, dict[str, Any]] = {
         "scheme": "end-to-end", "lr": 1e-2, "options": {}, "lam": "fista", "model_args": {},
         "why": "unrolled GD on the least-squares data term (no l1 term), per-layer steps end-to-end"},
     "ista-weighted-l1": {
-        "scheme": "end-to-end", "lr": 1e-2, "options": {}, "lam": "fista", "model_args": {},
-        "why": "per-coordinate log l1 weights (tied over layers) learned end-to-end"},
+        "scheme": "end-to-end", "lr": 1e-2, "options": {}, "lam": "fista", "model_args": {"solver": "fista"},
+        "why": "per-coordinate log l1 weights (tied over layers) learned end-to-end; the layers iterate FISTA "
+               "of the learned objective (solver='fista'): with ISTA's 1/L steps it cannot beat FISTA"},
     "ista-correction": {
         "scheme": "multi-loss", "lr": 1e-3, "options": {}, "lam": "fista", "model_args": {"hidden": 32},
         "why": "per-layer residual MLP (hidden 32) after each ISTA step, multi-loss (w_k = 1/K) so that "

@@ -164,3 +164,19 @@ def test_correction_starts_at_zero_and_learns(sparse) -> None:
     for bad in ({"hidden": 0}, {"hidden": 2.5}, {"seed": -1}):
         with pytest.raises(ValueError):
             IstaCorrection(sparse, 2, **bad)
+
+
+def test_weighted_l1_with_fista_solver_is_fista_at_init():
+    """Paradigm 2 with FISTA as the classical solver of the learned objective reproduces run_fista."""
+    from unfoldkit.unrolled.models import MODELS
+    from unfoldkit.unrolled.problems import SparseRecovery
+    from unfoldkit.unrolled.solvers import run_fista
+
+    p = SparseRecovery(m=15, n=30, lam=0.05, seed=3)
+    y = p.sample(4, rng=0).y
+    model = MODELS["ista-weighted-l1"].from_classical(p, 7, solver="fista", dtype=torch.float64)
+    traj = model(y, trajectory=True)
+    torch.testing.assert_close(traj, run_fista(p, y, 7).iterates, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="solver"):
+        MODELS["ista-weighted-l1"](p, 3, solver="admm")
+    assert model.config()["solver"] == "fista"

@@ -1,4 +1,4 @@
-"""Paradigm 2 (objective parameters): ISTA on a learned objective.
+"""Paradigm 2 (objective parameters): ISTA (or FISTA) on a learned objective.
 
 ``IstaWeightedL1`` ("ista-weighted-l1") runs the *classical* ISTA, step 1/L, of the learned objective
 
@@ -7,7 +7,8 @@
 so what is learned is the objective (its regularization weights), not the algorithm: each layer is an exact
 ISTA step on F_w (``steps.proximal_gradient_step``; the prox of the separable gamma sum_i w_i |x_i| acts
 coordinatewise and is soft thresholding at gamma w_i). With w = lam 1 it is ISTA on the LASSO (Beck &
-Teboulle 2009; Chen et al. 2018, eq. (3)).
+Teboulle 2009; Chen et al. 2018, eq. (3)). With ``solver="fista"`` the classical solver of F_w is FISTA
+(``steps.fista_step`` with the Beck-Teboulle momentum), still with nothing but the objective learned.
 """
 from __future__ import annotations
 
@@ -20,13 +21,15 @@ from unfoldkit.unrolled.models.base import ParamInfo, UnfoldedModel
 from unfoldkit.unrolled.models.common import parameter, real_arg, require_lasso, to_numpy
 from unfoldkit.unrolled.operators import soft_threshold
 from unfoldkit.unrolled.problems.base import Problem
-from unfoldkit.unrolled.steps import proximal_gradient_step
+from unfoldkit.unrolled.steps import fista_momentum, fista_step, proximal_gradient_step
 from unfoldkit.unrolled.validation import finite_array, positive_real
 
 Tensor = torch.Tensor
 
 #: what ``IstaWeightedL1`` learns: one weight per coordinate, or a single lambda
 LEARN_MODES = ("weights", "lambda")
+#: the classical solver of the learned objective that the layers iterate
+SOLVERS = ("ista", "fista")
 
 
 class IstaWeightedL1(UnfoldedModel):
@@ -36,19 +39,25 @@ class IstaWeightedL1(UnfoldedModel):
     ``learn="lambda"``: a single weight lam = exp(log_lam) shared by every coordinate (w = lam 1).
     The objective is one for all layers (the parameter is tied). ``weights`` gives the initial w (a
     positive scalar or a length-n sequence; default the problem's lam); ``step`` the fixed step (default
-    1/L, the classical ISTA of F_w, whose smooth part is the problem's f). Needs a SparseRecovery.
+    1/L, the classical ISTA of F_w, whose smooth part is the problem's f); ``solver`` "ista" (default) or
+    "fista" (Beck-Teboulle momentum). Needs a SparseRecovery.
     """
 
     family = "ista-weighted-l1"
     paradigm = "objective"
 
     def __init__(self, problem: Problem, num_layers: int, learn: str = "weights", weights: Any = None,
-                 step: float | None = None, dtype: torch.dtype | str = torch.float32) -> None:
+                 step: float | None = None, solver: str = "ista",
+                 dtype: torch.dtype | str = torch.float32) -> None:
         super().__init__(problem, num_layers, dtype)
         lasso = require_lasso(problem, self.family)
         if learn not in LEARN_MODES:
             raise ValueError(f"learn must be one of {LEARN_MODES}, got {learn!r}")
+        if solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
         self.learn = learn
+        self.solver = solver
+        self._betas = fista_momentum(self.num_layers)
         self.gamma = 1.0 / lasso.L if step is None else positive_real("step", real_arg("step", step))
         n = lasso.n
         if weights is None:
@@ -63,17 +72,17 @@ class IstaWeightedL1(UnfoldedModel):
             if learn == "weights" and init.size == 1:
                 init = np.full(n, float(init[0]))
         self._args = {"learn": learn, "weights": None if weights is None else init.tolist(),
-                      "step": None if step is None else self.gamma}
+                      "step": None if step is None else self.gamma, "solver": solver}
         if learn == "weights":
             self.log_weights = parameter(np.log(init), self.model_dtype)
         else:
             self.log_lam = parameter(np.log(init[0]), self.model_dtype)
 
     @classmethod
-    def from_classical(cls, problem: Problem, num_layers: int, learn: str = "weights",
+    def from_classical(cls, problem: Problem, num_layers: int, learn: str = "weights", solver: str = "ista",
                        dtype: torch.dtype | str = torch.float32) -> "IstaWeightedL1":
-        """w = lam 1 and step 1/L: the iterates of ``run_ista`` on the LASSO."""
-        return cls(problem, num_layers, learn=learn, dtype=dtype)
+        """w = lam 1 and step 1/L: the iterates of ``run_ista`` (``run_fista`` with solver="fista") on the LASSO."""
+        return cls(problem, num_layers, learn=learn, solver=solver, dtype=dtype)
 
     def l1_weights(self) -> Tensor:
         """The current weights w (shape (n,) when learned per coordinate, () for a single lambda)."""
@@ -84,10 +93,21 @@ class IstaWeightedL1(UnfoldedModel):
         w = to_numpy(self.l1_weights())
         return np.full(self.problem.n, float(w)) if w.ndim == 0 else w
 
-    def _layer(self, k: int, state: Tensor, y: Tensor) -> Tensor:
+    def _init_state(self, y: Tensor) -> Any:
+        x0 = self.problem.initial_point(y)
+        return (x0, x0) if self.solver == "fista" else x0
+
+    def _readout(self, state: Any) -> Tensor:
+        return state[0] if self.solver == "fista" else state
+
+    def _layer(self, k: int, state: Any, y: Tensor) -> Any:
         thr = self.gamma * self.l1_weights()
         grad_fn = lambda v: self.problem.grad(v, y)  # noqa: E731
-        return proximal_gradient_step(state, grad_fn, self.gamma, lambda v: soft_threshold(v, thr))
+        prox = lambda v: soft_threshold(v, thr)  # noqa: E731
+        if self.solver == "fista":
+            x, x_prev = state
+            return fista_step(x, x_prev, grad_fn, self.gamma, float(self._betas[k]), prox), x
+        return proximal_gradient_step(state, grad_fn, self.gamma, prox)
 
     def objective(self, x: Tensor, y: Tensor) -> Tensor:
         """The learned objective F_w(x; y) = f(x; y) + sum_i w_i |x_i| for each row, shape (B,)."""
