@@ -15,6 +15,7 @@ on CPU or CUDA: the problem's matrices are fetched in the dtype and device of th
 """
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -52,7 +53,7 @@ class ParamInfo:
     meaning: str = ""
 
 
-class UnfoldedModel(nn.Module):
+class UnfoldedModel(nn.Module, metaclass=ABCMeta):
     """Abstract unfolded network over a Problem; subclasses implement ``_layer`` and ``config``."""
 
     #: registry name (``unrolled.models.MODELS``), stored in checkpoints
@@ -74,15 +75,17 @@ class UnfoldedModel(nn.Module):
         """State before layer 0; default: x_0 = 0 (a tensor)."""
         return self.problem.initial_point(y)
 
+    @abstractmethod
     def _layer(self, k: int, state: Any, y: torch.Tensor) -> Any:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Layer k: the next state from ``state`` and the observations ``y``."""
 
     def _readout(self, state: Any) -> torch.Tensor:
         """The iterate x_k held by a state; default: the state is x_k."""
         return state
 
+    @abstractmethod
     def config(self) -> dict[str, Any]:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """JSON-serialisable constructor arguments (without the problem)."""
 
     # -- shared -------------------------------------------------------------------------------
     def forward(self, y: torch.Tensor, trajectory: bool = False) -> torch.Tensor:
