@@ -17,6 +17,13 @@ from unfoldkit.theory.pep import pep_worst_case
 from unfoldkit.unrolled.solvers import run_gd, run_ista
 
 REL, ABS = 1e-5, 1e-9
+def normalized_gaps(problem, y, traj, ref):
+    """(F(x_k) - F(x_ref) + certified gap) / ||x0 - x_ref||^2 per (k, b), and the squared radii."""
+    r2 = np.maximum(((traj.iterates[0] - ref.x) ** 2).sum(-1).double().numpy(), 1e-300)
+    gap = traj.objective_gap(problem, y, ref).double().numpy() + ref.gap.numpy()[None]
+    return gap / r2[None], r2
+
+
 schedules = st.lists(st.floats(min_value=0.05, max_value=2.5), min_size=1, max_size=3)
 
 
@@ -27,8 +34,7 @@ def test_gd_pep_dominates_random_quadratics(problem, h, seed):
     ref = problem.reference(y)
     steps = np.asarray(h) / problem.L
     traj = run_gd(problem, y, len(h), step=steps)
-    r2 = ((traj.iterates[0] - ref.x) ** 2).sum(-1).double().numpy()
-    gap = (traj.objective_gap(problem, y, ref).double().numpy() + ref.gap.numpy()[None]) / r2[None]
+    gap, r2 = normalized_gaps(problem, y, traj, ref)
     dist = ((traj.iterates - ref.x) ** 2).sum(-1).double().numpy() / r2[None]
     # F_{mu,L} grows as mu shrinks, so the PEP over mu' = min(mu, 0.999 L) still dominates (PEP rejects
     # the degenerate class mu = L, a single quadratic, which kappa = 1 draws)
@@ -45,9 +51,7 @@ def test_ista_pep_dominates_random_lasso(problem, h, seed):
     ref = problem.reference(y)
     steps = np.asarray(h) / problem.L
     traj = run_ista(problem, y, len(h), step=steps)
-    r2 = ((traj.iterates[0] - ref.x) ** 2).sum(-1).double().numpy()
-    r2 = np.maximum(r2, 1e-300)
-    gap = (traj.objective_gap(problem, y, ref).double().numpy() + ref.gap.numpy()[None]) / r2[None]
+    gap, r2 = normalized_gaps(problem, y, traj, ref)
     wc = pep_worst_case(steps, L=problem.L, method="pgm", metric=Metric.OBJECTIVE_GAP, R=1.0).values
     use = r2 > 1e-12  # x* = 0 = x0: nothing to measure
     assert np.all(gap[1:, use] <= wc[1:, None] * (1 + REL) + ABS), (gap.max(1), wc)
