@@ -145,9 +145,11 @@ RECIPES: dict[str, dict[str, Any]] = {
         "why": "per-coordinate log l1 weights (tied over layers) learned end-to-end; the layers iterate FISTA "
                "of the learned objective (solver='fista'): with ISTA's 1/L steps it cannot beat FISTA"},
     "ista-correction": {
-        "scheme": "multi-loss", "lr": 1e-3, "options": {}, "lam": "fista", "model_args": {"hidden": 32},
-        "why": "per-layer residual MLP (hidden 32) after each ISTA step, multi-loss (w_k = 1/K) so that "
-               "every layer's correction is supervised"},
+        "scheme": "multi-loss", "lr": 1e-2, "options": {}, "lam": "fista",
+        "model_args": {"hidden": 32, "correction": "coordinate"},
+        "why": "per-layer coordinate-wise correction (linear branch + MLP, hidden 32, on (z_k, z_{k-1}, v_k)) "
+               "after each ISTA step, multi-loss (w_k = 1/K) so that every layer's correction is supervised; "
+               "lr 1e-2 (quick mode: -12.9 dB vs -11.9 dB at 1e-3; end-to-end -12.5 dB)"},
     "lista": {
         "scheme": "layer-wise", "lr": 2e-3, "options": {"lr_decay": (0.2, 0.02), "layer_decay": 1.0},
         "lam": "authors", "model_args": {},

@@ -138,11 +138,14 @@ def test_weighted_l1_validation(sparse) -> None:
 
 # ---- ista-correction -----------------------------------------------------------------------------------
 
-def test_correction_starts_at_zero_and_learns(sparse) -> None:
-    model = IstaCorrection(sparse, 4, hidden=8, dtype="float64")
-    for mlp in model.corrections:
-        assert torch.count_nonzero(mlp[2].weight) == 0 and torch.count_nonzero(mlp[2].bias) == 0
-        assert mlp[0].weight.shape == (8, sparse.n)
+@pytest.mark.parametrize("correction", ["coordinate", "vector"])
+def test_correction_starts_at_zero_and_learns(sparse, correction: str) -> None:
+    model = IstaCorrection(sparse, 4, hidden=8, correction=correction, dtype="float64")
+    for net in model.corrections:
+        assert torch.count_nonzero(net.last.weight) == 0 and torch.count_nonzero(net.last.bias) == 0
+        assert net.first.weight.shape == ((8, 3) if correction == "coordinate" else (8, sparse.n))
+        if correction == "coordinate":
+            assert torch.count_nonzero(net.linear.weight) == 0
     batch = sparse.sample(16, rng=3)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
@@ -155,15 +158,39 @@ def test_correction_starts_at_zero_and_learns(sparse) -> None:
     assert losses[-1] < losses[0]
     with torch.no_grad():
         z = model.ista_step(0, torch.zeros(16, sparse.n, dtype=torch.float64), batch.y)
-        assert float(model.corrections[0](z).abs().max()) > 0
-    same = IstaCorrection(sparse, 4, hidden=8, seed=0, dtype="float64")
-    other = IstaCorrection(sparse, 4, hidden=8, seed=1, dtype="float64")
-    assert torch.equal(same.corrections[0][0].weight, IstaCorrection(sparse, 4, hidden=8, dtype="float64")
-                       .corrections[0][0].weight)
-    assert not torch.equal(same.corrections[0][0].weight, other.corrections[0][0].weight)
-    for bad in ({"hidden": 0}, {"hidden": 2.5}, {"seed": -1}):
+        assert float(model.correction_term(0, z, torch.zeros_like(z), z).abs().max()) > 0
+    same = IstaCorrection(sparse, 4, hidden=8, seed=0, correction=correction, dtype="float64")
+    other = IstaCorrection(sparse, 4, hidden=8, seed=1, correction=correction, dtype="float64")
+    again = IstaCorrection(sparse, 4, hidden=8, correction=correction, dtype="float64")
+    assert torch.equal(same.corrections[0].first.weight, again.corrections[0].first.weight)
+    assert not torch.equal(same.corrections[0].first.weight, other.corrections[0].first.weight)
+    for bad in ({"hidden": 0}, {"hidden": 2.5}, {"seed": -1}, {"correction": "global"}):
         with pytest.raises(ValueError):
             IstaCorrection(sparse, 2, **bad)
+
+
+def test_coordinate_correction_expresses_fista_momentum() -> None:
+    """With the linear branch a_k = (beta_{k+1}, -beta_{k+1}, 0) and a zero MLP, the ISTA outputs z^k of
+    ista-correction are FISTA's iterates x_{k+1} (Beck-Teboulle momentum): the correction can represent
+    FISTA exactly, which the "vector" correction (it sees z^k only) cannot."""
+    from unfoldkit.unrolled.steps import fista_momentum
+
+    problem = SparseRecovery(m=30, n=60, sparsity=0.1, lam=0.05, seed=1)
+    y = problem.sample(8, rng=2).y.to(torch.float64)
+    K = 7
+    model = IstaCorrection(problem, K, hidden=4, dtype="float64")
+    beta = fista_momentum(K + 1)
+    with torch.no_grad():
+        for k, net in enumerate(model.corrections):
+            net.linear.weight.copy_(torch.tensor([[beta[k + 1], -beta[k + 1], 0.0]], dtype=torch.float64))
+        state = model._init_state(y)
+        zs = []
+        for k in range(K):
+            state = model._layer(k, state, y)
+            zs.append(state[1])
+    fista = run_fista(problem, y, K).iterates[1:]
+    # identical arithmetic up to the order of a few float64 additions: 1e-12 absolute on O(1) entries
+    torch.testing.assert_close(torch.stack(zs), fista, rtol=0, atol=1e-12)
 
 
 def test_weighted_l1_with_fista_solver_is_fista_at_init():
