@@ -279,29 +279,11 @@ def _rss_bytes() -> int | None:
 
 @contextlib.contextmanager
 def limit_threads(threads: int | None) -> Iterator[None]:
-    """Run with ``threads`` torch threads and at most ``threads`` BLAS threads for numpy (None: unchanged).
+    """``unfoldkit.unrolled.training.threads.limit_threads`` (torch and BLAS threads), imported lazily."""
+    from unfoldkit.unrolled.training.threads import limit_threads as _limit_threads
 
-    On a small shared machine, multi-threaded OpenBLAS spins on the tiny matrix products of the data
-    sampler (numpy) and slows every training step; one thread per process is much faster there.
-    """
-    if threads is None:
+    with _limit_threads(threads):
         yield
-        return
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        try:
-            # optional: installed with scikit-learn (a dependency of celer)
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # pragma: no cover - optional dependency
-            yield
-        else:
-            with threadpool_limits(limits=threads, user_api="blas"):
-                yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def make_problem(config: BenchConfig, snr_db: float | None, lam: float) -> Any:

@@ -136,6 +136,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--grad-clip", type=float, default=None, help="clip the global gradient norm (default: off)")
     g.add_argument("--seed", type=_nonneg_int, default=0, help="training seed: data, shuffling, model init (default 0)")
     g.add_argument("--device", default="cpu", help="cpu (default) or cuda[:index]")
+    g.add_argument("--threads", type=_pos_int, default=None,
+                   help="torch and BLAS threads while training (default: unchanged; 1 is often fastest on 2 cores)")
     g = p.add_argument_group("output")
     g.add_argument("--out", default="results/train", metavar="DIR", help="output folder (default results/train)")
     g.add_argument("--checkpoint-every", type=_pos_int, default=1, help="save a checkpoint every N epochs (default 1)")
@@ -223,7 +225,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                    batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch, train_size=args.train_size,
                    val_size=args.val_size, patience=args.patience, lr_schedule=args.lr_schedule,
                    lr_gamma=args.lr_gamma, lr_step=args.lr_step, optimizer=args.optimizer, momentum=args.momentum,
-                   grad_clip=args.grad_clip, seed=args.seed, device=args.device, checkpoint_dir=str(out),
+                   grad_clip=args.grad_clip, seed=args.seed, device=args.device, threads=args.threads,
+                   checkpoint_dir=str(out),
                    checkpoint_every=args.checkpoint_every, progress=not args.no_progress, **scheme_options)
     summary = result.to_dict()
     training = {"scheme": result.scheme, "scheme_settings": result.scheme_settings, "settings": result.settings,

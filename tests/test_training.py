@@ -306,6 +306,30 @@ def test_float64_and_options(problem):
     assert [h["lr"] for h in result.history[1:]] == pytest.approx([1e-3, 1e-3 * 0.75, 1e-3 * 0.25])
 
 
+def test_threads_limit_the_run_and_are_restored(problem):
+    """threads=1 runs with one torch thread (seen from inside the run) and gives the same numbers as an
+    unlimited run (CPU training is deterministic and these products are single-threaded at this size);
+    the caller's thread count is restored afterwards, also after an error."""
+    from unfoldkit.unrolled.training.threads import limit_threads
+
+    before = torch.get_num_threads()
+    seen: list[int] = []
+    limited = ToyISTA(problem, K)
+    r1 = train(limited, problem, threads=1, callback=lambda entry: seen.append(torch.get_num_threads()), **FAST)
+    assert seen and set(seen) == {1}
+    assert torch.get_num_threads() == before
+    free = ToyISTA(problem, K)
+    r2 = train(free, problem, **FAST)
+    assert _strip_times(r1.history) == _strip_times(r2.history)
+    with pytest.raises(RuntimeError, match="boom"):
+        with limit_threads(1):
+            raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads"):
+        with limit_threads(0):
+            pass
+
+
 def test_lr_schedules():
     cfg = TrainConfig(epochs=4, lr_schedule="step", lr_gamma=0.5, lr_step=2)
     assert [cfg.lr_factor(e) for e in range(4)] == [1.0, 1.0, 0.5, 0.5]
@@ -319,6 +343,7 @@ def test_lr_schedules():
     (dict(grad_clip=-1.0), "grad_clip"), (dict(dtype="float16"), "dtype"), (dict(device="tpu"), "device"),
     (dict(seed=-1), "seed"), (dict(val_size=0), "val_size"), (dict(momentum=1.0), "momentum"),
     (dict(train_size=0), "train_size"), (dict(bogus=1), "unknown training settings"),
+    (dict(threads=0), "threads"), (dict(threads=1.5), "threads"),
 ])
 def test_bad_settings_raise_value_error(problem, bad, match):
     with pytest.raises(ValueError, match=match):

@@ -51,7 +51,7 @@ def test_train_end_to_end_writes_model_checkpoint_and_history(tmp_path, capsys):
 
 @needs_model
 @pytest.mark.parametrize("extra", [["--scheme", "layer-wise", "--epochs", "1", "--float64"],
-                                   ["--scheme", "unsupervised", "--problem-seed", "2"],
+                                   ["--scheme", "unsupervised", "--problem-seed", "2", "--threads", "1"],
                                    ["--scheme", "multi-loss", "--weights", "0,0.5,1", "--loss", "mse"]])
 def test_train_other_schemes(tmp_path, extra):
     out = tmp_path / "run"
@@ -76,6 +76,7 @@ def _run(args):
 
 @pytest.mark.parametrize("args, message", [
     (["--epochs", "0"], "expected a positive integer"),
+    (["--threads", "0"], "expected a positive integer"),
     (["--scheme", "greedy"], "invalid choice"),
     (["--layers", "-3"], "expected a non-negative integer"),
     (["--lr", "-1"], "lr must be > 0"),

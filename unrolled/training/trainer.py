@@ -34,6 +34,7 @@ from unfoldkit.unrolled.training.checkpoint import (
     split_tensors,
 )
 from unfoldkit.unrolled.training.schemes import Scheme, Stage, make_scheme, to_db
+from unfoldkit.unrolled.training.threads import limit_threads
 from unfoldkit.unrolled.validation import nonnegative_real, positive_int, positive_real
 
 #: name of the resumable checkpoint inside ``checkpoint_dir``
@@ -42,7 +43,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
 OPTIMIZERS = ("adam", "sgd")
 #: settings that may differ when resuming (they do not change the computed numbers on one device)
-RESUME_FREE = ("device", "checkpoint_dir", "checkpoint_every", "progress")
+RESUME_FREE = ("device", "checkpoint_dir", "checkpoint_every", "progress", "threads")
 _STATE_VERSION = 1
 
 
@@ -73,7 +74,8 @@ class TrainConfig:
     momentum); grad_clip: max global gradient norm (None: no clipping); seed; device "cpu" or "cuda[:i]";
     dtype None (the model's), "float32" or "float64"; checkpoint_dir / checkpoint_every: save a
     resumable checkpoint every N epochs; restore_best: end each stage with its best parameters;
-    progress: show a tqdm bar on stderr.
+    progress: show a tqdm bar on stderr; threads: torch and BLAS threads while training (None: unchanged;
+    ``threads.limit_threads``, restored afterwards; 1 is often fastest on a small shared CPU).
     """
 
     epochs: int = 50
@@ -98,6 +100,7 @@ class TrainConfig:
     checkpoint_every: int = 1
     restore_best: bool = True
     progress: bool = True
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         self.epochs = positive_int("epochs", self.epochs)
@@ -133,6 +136,8 @@ class TrainConfig:
         self.checkpoint_every = positive_int("checkpoint_every", self.checkpoint_every)
         self.restore_best = bool(self.restore_best)
         self.progress = bool(self.progress)
+        if self.threads is not None:
+            self.threads = positive_int("threads", self.threads)
 
     def settings(self) -> dict[str, Any]:
         """All settings as a JSON-serialisable dict."""
@@ -457,8 +462,13 @@ class Trainer:
 
         ``callback(entry)`` is called after every epoch (after the checkpoint is written) with the
         epoch's history entry. Raises ValueError on bad settings, CheckpointError on an unusable or
-        incompatible checkpoint, RuntimeError if the loss becomes NaN or infinite.
+        incompatible checkpoint, RuntimeError if the loss becomes NaN or infinite. Runs under
+        ``limit_threads(config.threads)``.
         """
+        with limit_threads(self.config.threads):
+            return self._fit(resume, callback)
+
+    def _fit(self, resume: bool, callback: Callable[[dict[str, Any]], None] | None) -> TrainResult:
         cfg = self.config
         if resume and self.checkpoint_path is None:
             raise ValueError("resume=True needs a checkpoint_dir")
