@@ -38,6 +38,7 @@ import math
 import multiprocessing
 import os
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -356,6 +357,21 @@ def recipe_for(family: str, config: BenchConfig) -> dict[str, Any]:
             "lam_source": base["lam"], "model_args": dict(base["model_args"]), "why": base["why"]}
 
 
+#: the recipe fields that change a row's numbers (its "why" text does not)
+RECIPE_KEYS = ("scheme", "options", "settings", "lam_source", "model_args")
+
+
+def recipe_json(recipe: dict[str, Any]) -> dict[str, Any]:
+    """``recipe`` as stored in the JSON (tuples as lists)."""
+    return {**recipe, "options": {k: list(v) if isinstance(v, tuple) else v for k, v in recipe["options"].items()}}
+
+
+def recipe_changed(row: dict[str, Any], recipe: dict[str, Any]) -> bool:
+    """Whether a stored row was trained with another recipe than ``recipe`` (then --resume re-trains it)."""
+    stored, current = row.get("recipe") or {}, recipe_json(recipe)
+    return any(stored.get(k) != current.get(k) for k in RECIPE_KEYS)
+
+
 def train_model(config_dict: dict[str, Any], family: str, recipe: dict[str, Any], snr_db: float | None,
                 fista_lam: float, checkpoint_dir: str | None, resume: bool, device: str, threads: int | None,
                 isolated: bool) -> dict[str, Any]:
@@ -401,13 +417,11 @@ def _train_model(config_dict: dict[str, Any], family: str, recipe: dict[str, Any
         kind = "ru_maxrss-delta, fresh process" if isolated else "ru_maxrss-delta, shared process (lower bound)"
     ev = evaluate(model, problem, test.to(model.model_dtype, dev), batch_size=1000)
     curve = [float(v) for v in ev["nmse_db"]]
-    recipe_json = {**recipe, "options": {k: list(v) if isinstance(v, tuple) else v
-                                         for k, v in recipe["options"].items()}, "lam": lam}
     return {
         "name": family, "kind": "learned", "family": family, "paradigm": type(model).paradigm,
         "setting": setting_label(snr_db), "snr_db": snr_db, "lam": lam, "nmse_db": curve, "nmse_db_K": curve[-1],
         "train_time_s": float(result.wall_time_s), "peak_memory_bytes": peak, "peak_memory_kind": kind,
-        "peak_rss_bytes": _rss_bytes(), "params": params, "recipe": recipe_json,
+        "peak_rss_bytes": _rss_bytes(), "params": params, "recipe": {**recipe_json(recipe), "lam": lam},
         "epochs_run": int(result.epochs_run), "stopped_early": bool(result.stopped_early),
         "stages": len(result.stages), "best_val_nmse_db": result.best_val_nmse_db,
         "val_nmse_db_K": (result.final_val_nmse_db or [None])[-1], "resumed": resumed,
@@ -625,7 +639,8 @@ def run_benchmark(config: BenchConfig, models: Sequence[str], snrs: Sequence[flo
 
     For each noise level in ``snrs``: the classical baselines, then each family of ``models`` (trained in a
     fresh process when ``isolate``). The JSON is rewritten atomically after every method. With ``resume``,
-    the existing JSON's finished rows are kept and skipped, and trainer checkpoints are resumed; the
+    the existing JSON's finished rows are kept and skipped (unless their stored recipe differs from the
+    current one, ``recipe_changed``: then the row and its checkpoints are made anew), and trainer checkpoints are resumed; the
     stored config must equal ``config`` (ValueError otherwise). A model that raises is recorded with
     ``status`` "failed" and its error, and the run goes on.
     """
@@ -682,11 +697,14 @@ def run_benchmark(config: BenchConfig, models: Sequence[str], snrs: Sequence[flo
                 f"{config.num_layers}")
             save()
         for family in models:
-            if resume and rows.get(family, {}).get("status") == "done":
-                log(f"[{key}] {family}: done already (--resume), skipped")
-                continue
             ckpt = out_dir / "checkpoints" / config.mode / key / family
             recipe = recipe_for(family, config)
+            if resume and rows.get(family, {}).get("status") == "done":
+                if not recipe_changed(rows[family], recipe):
+                    log(f"[{key}] {family}: done already (--resume), skipped")
+                    continue
+                log(f"[{key}] {family}: its recipe changed since the stored row (--resume): training anew")
+                shutil.rmtree(ckpt, ignore_errors=True)
             log(f"[{key}] {family}: training ({recipe['scheme']}, lr {recipe['settings']['lr']:g})")
             args = (config.to_dict(), family, recipe, snr, float(rows["fista"]["lam"]), str(ckpt), resume, device, threads,
                     isolate)

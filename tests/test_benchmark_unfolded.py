@@ -86,6 +86,19 @@ def test_resume_skips_finished_rows_and_rejects_another_config(tiny_run):
         for name in MODELS:
             assert again["results"][key][name]["nmse_db"] == doc["results"][key][name]["nmse_db"]
     assert len(again["sessions"]) == 2
+    # a stored row whose recipe differs from the current one is stale: --resume trains it anew
+    json_path = bench.output_paths(out, "tiny")[0]
+    stored = json.loads(json_path.read_text())
+    stored["results"]["snr=inf"]["lista-cp"]["recipe"]["settings"]["lr"] = 123.0
+    stored["results"]["snr=inf"]["lista-cp"]["nmse_db_K"] = 99.0
+    json_path.write_text(json.dumps(stored))
+    messages.clear()
+    third = bench.run_benchmark(TINY, ["lista-cp"], [None], out, resume=True, isolate=False, log=messages.append)
+    assert any("recipe changed" in m for m in messages) and any("training" in m for m in messages)
+    row = third["results"]["snr=inf"]["lista-cp"]
+    assert row["recipe"]["settings"]["lr"] == bench.RECIPES["lista-cp"]["lr"] and row["resumed"] is False
+    assert row["nmse_db"] == doc["results"]["snr=inf"]["lista-cp"]["nmse_db"]  # same seed, same numbers
+    assert not bench.recipe_changed(row, bench.recipe_for("lista-cp", TINY))
     other = bench.BenchConfig(**{**TINY.__dict__, "seed": 1})
     with pytest.raises(ValueError, match="another configuration"):
         bench.run_benchmark(other, MODELS, [None], out, resume=True, isolate=False, log=lambda m: None)
