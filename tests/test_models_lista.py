@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 
 from unfoldkit.unrolled import LeastSquares, SparseRecovery, run_ista
 from unfoldkit.unrolled.models import Alista, Lista, ListaCP, ListaCPSS, frobenius_weight, generalized_coherence
-from unfoldkit.unrolled.operators import soft_threshold, soft_threshold_ss, top_percent_mask
+from unfoldkit.unrolled.operators import (
+    soft_threshold,
+    soft_threshold_ss,
+    soft_threshold_top_count,
+    top_percent_mask,
+)
 from unfoldkit.unrolled.steps import lista_cp_step, lista_step
 
 K = 6
@@ -195,6 +200,59 @@ def test_support_selection_basics() -> None:
     for bad in (-1.0, 100.5, float("nan"), "5", None, True):
         with pytest.raises(ValueError, match="percent"):
             soft_threshold_ss(v, 0.1, bad)
+
+
+def _reference_top_count(v: np.ndarray, theta: float, count: int) -> np.ndarray:
+    """The NA-ALISTA authors' soft_threshold(x, theta, p) in numpy: |x| > p-th largest |x| passes unchanged."""
+    mags = np.abs(v)
+    shrunk = np.sign(v) * np.maximum(mags - theta, 0.0)
+    if count == 0:
+        return shrunk
+    cut = -np.sort(-mags, axis=-1)[..., count - 1:count]
+    return np.where(mags > cut, v, shrunk)
+
+
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 60), frac=st.floats(0.0, 1.0), theta=st.floats(0.0, 1.5))
+def test_top_count_selection_matches_the_na_alista_operator(seed: int, n: int, frac: float, theta: float) -> None:
+    v = np.random.default_rng(seed).standard_normal((4, n))
+    count = int(round(frac * n))
+    got = soft_threshold_top_count(torch.as_tensor(v), theta, count).numpy()
+    np.testing.assert_array_equal(got, _reference_top_count(v, theta, count))
+    # distinct magnitudes: exactly count - 1 entries pass unchanged, even those below theta
+    passed = (np.abs(v) > np.sort(np.abs(v), axis=-1)[..., n - count:n - count + 1]) if count else np.zeros_like(v, bool)
+    assert bool((passed.sum(axis=-1) == max(count - 1, 0)).all())
+
+
+def test_top_count_basics() -> None:
+    v = torch.tensor([[3.0, -0.2, 1.0, -2.0, 0.05]])
+    assert torch.equal(soft_threshold_top_count(v, 0.25, 0), soft_threshold(v, 0.25))
+    out = soft_threshold_top_count(v, 5.0, 3)  # the 3rd largest is 1.0: 3.0 and -2.0 pass, even below theta
+    assert torch.equal(out, torch.tensor([[3.0, 0.0, 0.0, -2.0, 0.0]]))
+    for bad in (-1, 6, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="count"):
+            soft_threshold_top_count(v, 0.1, bad)
+
+
+def test_alista_na_recipe_counts(sparse) -> None:
+    from unfoldkit.unrolled.models.alista import na_alista_counts
+
+    np.testing.assert_array_equal(na_alista_counts(50, 16),
+                                  [3, 6, 10, 14, 18, 22, 25, 29, 33, 37, 41, 44, 48, 52, 56, 60])
+    counts = [1, 2, 3, 4]
+    model = Alista(sparse, 4, step=0.5, threshold=0.5, support_counts=counts, dtype=torch.float64)
+    np.testing.assert_array_equal(model.schedule()["support_count"], counts)
+    assert model.config()["support_counts"] == counts
+    y = sparse.sample(6, rng=1).y.to(torch.float64)
+    with torch.no_grad():
+        x = torch.zeros(6, sparse.n, dtype=torch.float64)
+        w = model.weight_matrix
+        for k in range(4):  # the authors' loop: x = soft(x - gamma W^T (A x - y), theta, p_k)
+            v = x - 0.5 * ((x @ torch.as_tensor(sparse.A).T - y) @ w)
+            x = torch.as_tensor(_reference_top_count(v.numpy(), 0.5, counts[k]))
+        torch.testing.assert_close(model(y), x, rtol=0, atol=1e-12)
+    for bad in ([1, 2, 3], [1, 2, 3, 2.5], [1, 2, 3, sparse.n + 1], [-1, 0, 0, 0], "abcd"):
+        with pytest.raises(ValueError, match="support_counts"):
+            Alista(sparse, 4, support_counts=bad)
 
 
 def test_cpss_and_alista_reject_bad_percentages(sparse) -> None:

@@ -82,3 +82,23 @@ def soft_threshold_ss(v: torch.Tensor, threshold: torch.Tensor | float, percent:
     thr = threshold.detach() if isinstance(threshold, torch.Tensor) else threshold
     keep = keep & (v.detach().abs() > thr)
     return torch.where(keep, v, soft_threshold(v, threshold))
+
+
+def soft_threshold_top_count(v: torch.Tensor, threshold: torch.Tensor | float, count: int) -> torch.Tensor:
+    """Soft thresholding with a count-based support selection (the NA-ALISTA authors' variant).
+
+    Entry i passes unchanged if |v_i| is strictly larger than the ``count``-th largest magnitude of its row
+    (so ``count - 1`` entries pass when there are no ties), whatever theta; every other entry is
+    soft-thresholded. This is ``soft_threshold(x, theta, p)`` of Behrens, Sauder & Jung (ICLR 2021) code,
+    ``utils/algorithms.py`` (``topk(|x|, p)``, then ``|x| > min(topk)``), used with the schedule
+    p^k = linspace(1.2 s // K, 1.2 s, K) (``run.py``). It differs from ``soft_threshold_ss`` (the ALISTA /
+    LISTA-CPSS TF code) in two ways: a count instead of a nearest-rank percentile, and no |v_i| > theta
+    condition. ``count = 0`` gives ``soft_threshold``. The selection carries no gradient.
+    """
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or not 0 <= count <= v.shape[-1]:
+        raise ValueError(f"support-selection count must be an integer in [0, {v.shape[-1]}], got {count!r}")
+    if count == 0:
+        return soft_threshold(v, threshold)
+    mags = v.detach().abs()
+    cutoff = torch.topk(mags, int(count), dim=-1).values[..., -1:]
+    return torch.where(mags > cutoff, v, soft_threshold(v, threshold))

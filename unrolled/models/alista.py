@@ -33,12 +33,36 @@ from unfoldkit.unrolled.models.common import (
     to_numpy,
 )
 from unfoldkit.unrolled.models.lista import SS_MAX_PERCENT, SS_PERCENT, LinearLayersMixin
-from unfoldkit.unrolled.operators import soft_threshold_ss
+from unfoldkit.unrolled.operators import soft_threshold_ss, soft_threshold_top_count
 from unfoldkit.unrolled.problems.base import Problem
 from unfoldkit.unrolled.steps import lista_cp_step
 from unfoldkit.unrolled.validation import positive_int
 
 Tensor = torch.Tensor
+
+
+def support_count_schedule(counts: Any, num_layers: int, n: int) -> np.ndarray:
+    """Per-layer support-selection counts: ``num_layers`` integers in [0, n] (ValueError otherwise)."""
+    try:
+        arr = np.asarray(counts, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or arr.shape != (num_layers,) or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+        raise ValueError(f"support_counts must be {num_layers} integers (one per layer), got {counts!r}")
+    if arr.min() < 0 or arr.max() > n:
+        raise ValueError(f"support_counts must lie in [0, n = {n}], got {arr.astype(np.int64).tolist()}")
+    return arr.astype(np.int64)
+
+
+def na_alista_counts(expected_sparsity: float, num_layers: int) -> np.ndarray:
+    """The NA-ALISTA support-selection counts p^k = int(linspace((1.2 s) // K, 1.2 s, K)), s = E||x||_0.
+
+    Behrens, Sauder & Jung (ICLR 2021) code, ``run.py``: ``np.linspace((s * 1.2) // k, s * 1.2, k).astype(int)``;
+    for s = 50, K = 16: [3, 6, 10, 14, 18, 22, 25, 29, 33, 37, 41, 44, 48, 52, 56, 60].
+    """
+    s12 = 1.2 * float(expected_sparsity)
+    num_layers = positive_int("num_layers", num_layers)
+    return np.linspace(s12 // num_layers, s12, num_layers).astype(np.int64)
 
 
 class Alista(LinearLayersMixin, UnfoldedModel):
@@ -52,6 +76,11 @@ class Alista(LinearLayersMixin, UnfoldedModel):
     Initial values: gamma^k = ``step`` (default 1, the authors' ``alpha`` init) and theta^k = ``threshold``
     (default lam/L, the authors' ``lam / (1.001 ||A||^2)`` without the 1.001). Needs a SparseRecovery (or a
     LeastSquares, lam = 0). ``from_classical`` returns the ISTA instance (W = A, gamma = 1/L, p = 0).
+
+    ``support_counts`` (one integer per layer) switches to the NA-ALISTA authors' count-based selection
+    (``operators.soft_threshold_top_count``: entries above the count-th largest magnitude pass, count - 1
+    of them, no |v| > theta condition) and replaces ``percent`` / ``max_percent``; ``na_alista_counts``
+    gives their schedule linspace(1.2 s // K, 1.2 s, K).
     """
 
     family = "alista"
@@ -59,7 +88,7 @@ class Alista(LinearLayersMixin, UnfoldedModel):
 
     def __init__(self, problem: Problem, num_layers: int, weight: str = "frobenius", step: Any = 1.0,
                  threshold: Any = None, percent: float = SS_PERCENT, max_percent: float = SS_MAX_PERCENT,
-                 dtype: torch.dtype | str = torch.float32) -> None:
+                 support_counts: Any = None, dtype: torch.dtype | str = torch.float32) -> None:
         super().__init__(problem, num_layers, dtype)
         lin = require_linear(problem, self.family)
         lam = l1_weight(problem, self.family)
@@ -72,8 +101,11 @@ class Alista(LinearLayersMixin, UnfoldedModel):
         self.percent = percent_arg("percent", percent)
         self.max_percent = percent_arg("max_percent", max_percent)
         self.percents = support_schedule(self.percent, self.max_percent, self.num_layers)
+        self.support_counts = None if support_counts is None else support_count_schedule(
+            support_counts, self.num_layers, problem.n)
         self._args = {"weight": weight, "step": json_schedule(step), "threshold": json_schedule(threshold),
-                      "percent": self.percent, "max_percent": self.max_percent}
+                      "percent": self.percent, "max_percent": self.max_percent,
+                      "support_counts": None if self.support_counts is None else self.support_counts.tolist()}
         w = WEIGHTS[weight](lin.A)
         self.register_buffer("weight_matrix", torch.as_tensor(w, dtype=self.model_dtype).clone())
         self.gamma = parameter(gammas, self.model_dtype)
@@ -111,7 +143,10 @@ class Alista(LinearLayersMixin, UnfoldedModel):
 
     def _layer(self, k: int, state: Tensor, y: Tensor) -> Tensor:
         a = self.problem.matrix(state)
-        shrink = partial(soft_threshold_ss, percent=float(self.percents[k]))
+        if self.support_counts is not None:
+            shrink = partial(soft_threshold_top_count, count=int(self.support_counts[k]))
+        else:
+            shrink = partial(soft_threshold_ss, percent=float(self.percents[k]))
         return lista_cp_step(state, y, a, self.weight_matrix, self.threshold[k], step=self.gamma[k],
                              shrink=shrink)
 
@@ -119,6 +154,9 @@ class Alista(LinearLayersMixin, UnfoldedModel):
         return {"num_layers": self.num_layers, **self._args, "dtype": self.dtype_name}
 
     def schedule(self) -> dict[str, np.ndarray]:
+        if self.support_counts is not None:
+            return {"step": to_numpy(self.gamma), "threshold": to_numpy(self.threshold),
+                    "support_count": self.support_counts.astype(np.float64)}
         return {"step": to_numpy(self.gamma), "threshold": to_numpy(self.threshold),
                 "percent": self.percents.copy()}
 
