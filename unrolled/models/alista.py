@@ -69,7 +69,9 @@ class Alista(LinearLayersMixin, UnfoldedModel):
     """ALISTA: x^{k+1} = eta^ss_{theta^k, p^k}(x^k - gamma^k W^T (A x^k - y)) with W fixed and analytic.
 
     ``weight`` names W: "frobenius" (eq. (17), the default, as in the paper's experiments), "coherence"
-    (the LP minimiser of the generalized coherence, eq. (8); n LPs, slow for large n) or "dictionary"
+    (the LP minimiser of the generalized coherence, eq. (8); n LPs, slow for large n), "frobenius-na" (the
+    NA-ALISTA authors' truncated projected-gradient approximation of eq. (17),
+    ``alista_weights.na_alista_frobenius_weight``: to reproduce their logs) or "dictionary"
     (W = A: then gamma = 1/L, theta = lam/L, p = 0 is ISTA). W is a buffer (saved in the state dict), not
     a parameter. Learned: gamma^k and theta^k, one per layer. Support selection ``percent`` /
     ``max_percent`` as in LISTA-CPSS (defaults 1.2 % and 13 %, the authors' ``-p 1.2 -maxp 13``).
