@@ -56,11 +56,17 @@ def test_compare_pairs_their_epoch_j_with_ours_after_j_plus_1_epochs():
     assert bench.compare([0.0], 40.0)["compared_epochs"] == 0
 
 
-def test_smoke_run_writes_json(tmp_path):
+def test_smoke_run_writes_json_pauses_and_resumes(tmp_path):
     messages: list[str] = []
-    doc = bench.run(40.0, 2, "frobenius", tmp_path, steps_per_epoch=1, test_size=128, log=messages.append)
+    kw = dict(steps_per_epoch=1, test_size=128, total_epochs=3)
+    first = bench.run(40.0, 1, "frobenius", tmp_path, log=messages.append, **kw)
+    assert first["status"] == "paused" and first["epochs_run"] == 1 and len(first["nmse_db_by_epoch"]) == 2
+    doc = bench.run(40.0, 2, "frobenius", tmp_path, resume=True, log=messages.append, **kw)
+    assert doc["status"] == "paused" and doc["nmse_db_by_epoch"][:2] == first["nmse_db_by_epoch"]
     on_disk = json.loads((tmp_path / "alista_published_recipe_snr40_frobenius.json").read_text())
-    assert on_disk["status"] == "done" and on_disk["nmse_db_by_epoch"] == doc["nmse_db_by_epoch"]
+    assert on_disk["status"] == "paused" and on_disk["nmse_db_by_epoch"] == doc["nmse_db_by_epoch"]
+    whole = bench.run(40.0, 3, "frobenius", tmp_path / "whole", log=lambda m: None, **kw)
+    assert whole["status"] == "done" and whole["nmse_db_by_epoch"][:3] == doc["nmse_db_by_epoch"]  # bit-exact
     assert len(doc["nmse_db_by_epoch"]) == 3 and all(math.isfinite(v) for v in doc["nmse_db_by_epoch"])
     assert doc["support_counts"] == [3, 6, 10, 14, 18, 22, 25, 29, 33, 37, 41, 44, 48, 52, 56, 60]
     assert doc["recipe"]["lr"] == 2e-4 and doc["recipe"]["batch_size"] == 512 and doc["recipe"]["grad_clip"] == 1.0

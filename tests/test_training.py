@@ -423,6 +423,41 @@ def test_resume_reproduces_uninterrupted_run_bit_exactly(problem, tmp_path, sche
     assert all(torch.equal(again.model.state_dict()[k], a[k]) for k in a)
 
 
+@pytest.mark.parametrize("scheme, settings, pauses", [
+    ("end-to-end", dict(epochs=5), (2, 4)),          # two sessions paused, a third finishes
+    ("layer-wise", dict(epochs=1), (3, 6)),          # pauses at stage boundaries (one epoch per stage)
+    ("multi-loss", dict(epochs=3, patience=1), (1,)),
+])
+def test_stop_after_pauses_and_resume_continues_bit_exactly(problem, tmp_path, scheme, settings, pauses):
+    """A run split into sessions by stop_after equals the uninterrupted run (parameters, history, result)."""
+    cfg = dict(FAST, **settings)
+    full_model = ToyLISTA(problem, 3)
+    full = train(full_model, problem, scheme, **cfg)
+    assert not full.paused
+    model = ToyLISTA(problem, 3)
+    for i, stop in enumerate(pauses):
+        part = train(model, problem, scheme, checkpoint_dir=str(tmp_path), resume=i > 0, stop_after=stop, **cfg)
+        if part.epochs_run < full.epochs_run:
+            assert part.paused and part.epochs_run == stop and part.to_dict()["paused"] is True
+            assert _strip_times(part.history) == _strip_times(full.history[:stop + 1])
+        model = ToyLISTA(problem, 3)
+    last = train(model, problem, scheme, checkpoint_dir=str(tmp_path), resume=True, **cfg)
+    assert not last.paused and last.epochs_run == full.epochs_run
+    a, b = _params(full_model), _params(model)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _strip_times(full.history) == _strip_times(last.history) and full.stages == last.stages
+    assert full.final_val_nmse_db == last.final_val_nmse_db
+
+
+def test_stop_after_needs_a_checkpoint_and_past_the_end_is_a_full_run(problem, tmp_path):
+    with pytest.raises(ValueError, match="stop_after needs a checkpoint_dir"):
+        train(ToyISTA(problem, K), problem, stop_after=1, **FAST)
+    with pytest.raises(ValueError, match="stop_after"):
+        train(ToyISTA(problem, K), problem, checkpoint_dir=str(tmp_path), stop_after=0, **FAST)
+    result = train(ToyISTA(problem, K), problem, checkpoint_dir=str(tmp_path), stop_after=99, **FAST)
+    assert not result.paused and result.epochs_run == FAST["epochs"]
+
+
 def test_resume_without_checkpoint_starts_fresh(problem, tmp_path):
     result = train(ToyISTA(problem, K), problem, checkpoint_dir=str(tmp_path), resume=True, **FAST)
     assert result.epochs_run == 3 and (tmp_path / CHECKPOINT_NAME).exists()

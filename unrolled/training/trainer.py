@@ -43,7 +43,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
 OPTIMIZERS = ("adam", "sgd")
 #: settings that may differ when resuming (they do not change the computed numbers on one device)
-RESUME_FREE = ("device", "checkpoint_dir", "checkpoint_every", "progress", "threads")
+RESUME_FREE = ("device", "checkpoint_dir", "checkpoint_every", "progress", "threads", "stop_after")
 _STATE_VERSION = 1
 
 
@@ -75,7 +75,10 @@ class TrainConfig:
     dtype None (the model's), "float32" or "float64"; checkpoint_dir / checkpoint_every: save a
     resumable checkpoint every N epochs; restore_best: end each stage with its best parameters;
     progress: show a tqdm bar on stderr; threads: torch and BLAS threads while training (None: unchanged;
-    ``threads.limit_threads``, restored afterwards; 1 is often fastest on a small shared CPU).
+    ``threads.limit_threads``, restored afterwards; 1 is often fastest on a small shared CPU); stop_after:
+    pause this session once N epochs (counted over the whole run) are done, writing a checkpoint there
+    (needs checkpoint_dir; the result has ``paused=True`` and ``resume=True`` continues the same run, so a
+    long run can be split into sessions of any length; the numbers are those of an uninterrupted run).
     """
 
     epochs: int = 50
@@ -101,6 +104,7 @@ class TrainConfig:
     restore_best: bool = True
     progress: bool = True
     threads: int | None = None
+    stop_after: int | None = None
 
     def __post_init__(self) -> None:
         self.epochs = positive_int("epochs", self.epochs)
@@ -138,6 +142,8 @@ class TrainConfig:
         self.progress = bool(self.progress)
         if self.threads is not None:
             self.threads = positive_int("threads", self.threads)
+        if self.stop_after is not None:
+            self.stop_after = positive_int("stop_after", self.stop_after)
 
     def settings(self) -> dict[str, Any]:
         """All settings as a JSON-serialisable dict."""
@@ -242,6 +248,7 @@ class TrainResult:
     peak_memory_kind: str | None = None
     checkpoint_path: Path | None = None
     scheme_settings: dict[str, Any] = field(default_factory=dict)
+    paused: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable summary (everything but the model itself)."""
@@ -256,7 +263,7 @@ class TrainResult:
             "stopped_early": self.stopped_early, "wall_time_s": self.wall_time_s,
             "peak_memory_bytes": self.peak_memory_bytes, "peak_memory_kind": self.peak_memory_kind,
             "checkpoint": None if self.checkpoint_path is None else str(self.checkpoint_path),
-            "stages": self.stages, "history": self.history,
+            "stages": self.stages, "history": self.history, "paused": self.paused,
         }
 
 
@@ -472,6 +479,8 @@ class Trainer:
         cfg = self.config
         if resume and self.checkpoint_path is None:
             raise ValueError("resume=True needs a checkpoint_dir")
+        if cfg.stop_after is not None and self.checkpoint_path is None:
+            raise ValueError("stop_after needs a checkpoint_dir (the paused run is continued from it)")
         start = time.perf_counter()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -509,8 +518,9 @@ class Trainer:
 
         total = len(stages) * cfg.epochs
         bar = _progress(total, st["global_epoch"], cfg.progress, getattr(self.model, "family", "model"))
+        paused = False
         try:
-            while not st["finished"] and st["stage_index"] < len(stages):
+            while not st["finished"] and st["stage_index"] < len(stages) and not paused:
                 stage = stages[st["stage_index"]]
                 opt, rows = self._optimizer(stage)
                 if st["epoch_in_stage"] == 0 and st["stage_start"] is None:
@@ -546,12 +556,19 @@ class Trainer:
                              "monitor": monitor, "improved": improved, "time_s": time.perf_counter() - t0}
                     st["history"].append(entry)
                     st["wall_time_s"] = wall_before + time.perf_counter() - start
-                    if epoch % cfg.checkpoint_every == 0:
+                    paused = cfg.stop_after is not None and epoch >= cfg.stop_after and (
+                        st["epoch_in_stage"] < cfg.epochs and not st["stage_stopped"]
+                        or st["stage_index"] + 1 < len(stages))
+                    if epoch % cfg.checkpoint_every == 0 or paused:
                         self._save(stages, st, opt, best)
                     bar.update(1)
                     bar.set_postfix_str(_postfix(stage, ev, monitor, self.scheme.supervised))
                     if callback is not None:
                         callback(entry)
+                    if paused:
+                        break
+                if paused:
+                    break
                 # end of stage
                 if cfg.restore_best and best is not None:
                     self.model.load_state_dict(best)
@@ -561,6 +578,11 @@ class Trainer:
                 st.update(stage_index=st["stage_index"] + 1, epoch_in_stage=0, stage_best=None, stage_best_epoch=None,
                           stage_bad=0, stage_start=None, stage_stopped=False)
                 best = None
+            if paused:
+                ev = evaluate(self.model, self.problem, self.val_batch, cfg.val_batch_size)
+                self.model.eval()
+                return self._result({**st, "final": {"val_nmse_db": ev["nmse_db"], "val_objective": ev["objective"]}},
+                                    paused=True)
             if not st["finished"]:
                 ev = evaluate(self.model, self.problem, self.val_batch, cfg.val_batch_size)
                 st["final"] = {"val_nmse_db": ev["nmse_db"], "val_objective": ev["objective"]}
@@ -572,7 +594,7 @@ class Trainer:
         self.model.eval()
         return self._result(st)
 
-    def _result(self, st: dict[str, Any]) -> TrainResult:
+    def _result(self, st: dict[str, Any], paused: bool = False) -> TrainResult:
         history = st["history"]
         last = [h["val_nmse_db"][-1] for h in history if h["val_nmse_db"] is not None]
         finite = [v for v in last if v == v]
@@ -583,7 +605,7 @@ class Trainer:
             final_val_nmse_db=st["final"]["val_nmse_db"], final_val_objective=st["final"]["val_objective"],
             epochs_run=st["global_epoch"], stopped_early=any(s["stopped_early"] for s in st["stages_done"]),
             wall_time_s=float(st["wall_time_s"]), peak_memory_bytes=peak, peak_memory_kind=kind,
-            checkpoint_path=self.checkpoint_path, scheme_settings=self.scheme.settings())
+            checkpoint_path=self.checkpoint_path, scheme_settings=self.scheme.settings(), paused=paused)
 
 
 def _json_roundtrip(obj: Any) -> Any:
