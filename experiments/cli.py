@@ -142,6 +142,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--out", default="results/train", metavar="DIR", help="output folder (default results/train)")
     g.add_argument("--checkpoint-every", type=_pos_int, default=1, help="save a checkpoint every N epochs (default 1)")
     g.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt if it exists (bit-exact)")
+    g.add_argument("--stop-after", type=_pos_int, default=None, metavar="N",
+                   help="pause after N epochs of the whole run (a checkpoint; --resume continues)")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_train)
 
@@ -226,8 +228,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                    val_size=args.val_size, patience=args.patience, lr_schedule=args.lr_schedule,
                    lr_gamma=args.lr_gamma, lr_step=args.lr_step, optimizer=args.optimizer, momentum=args.momentum,
                    grad_clip=args.grad_clip, seed=args.seed, device=args.device, threads=args.threads,
-                   checkpoint_dir=str(out),
-                   checkpoint_every=args.checkpoint_every, progress=not args.no_progress, **scheme_options)
+                   stop_after=args.stop_after, checkpoint_dir=str(out), checkpoint_every=args.checkpoint_every, progress=not args.no_progress, **scheme_options)
     summary = result.to_dict()
     training = {"scheme": result.scheme, "scheme_settings": result.scheme_settings, "settings": result.settings,
                 "epochs_run": result.epochs_run, "best_val_nmse_db": result.best_val_nmse_db,
@@ -237,7 +238,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     initial = result.history[0]["val_nmse_db"]
     final = result.final_val_nmse_db
     print(f"train {args.model} (K={args.layers}) on {problem!r}: {args.scheme}, {result.epochs_run} epochs"
-          f"{' (stopped early)' if result.stopped_early else ''}, {result.wall_time_s:.1f} s")
+          f"{' (stopped early)' if result.stopped_early else ''}"
+          f"{' (paused: --resume continues)' if result.paused else ''}, {result.wall_time_s:.1f} s")
     if initial is not None and final is not None:
         print(f"  validation NMSE of x_K: {initial[-1]:.2f} dB -> {final[-1]:.2f} dB "
               f"(best {result.best_val_nmse_db:.2f} dB)")

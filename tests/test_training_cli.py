@@ -116,6 +116,18 @@ def test_cuda_unavailable_exits_2(tmp_path, capsys):
 
 
 @needs_model
+def test_train_stop_after_pauses_and_resume_finishes(tmp_path, capsys):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert main(["train", "ista-learned-step", *TINY, "--out", str(whole)]) == 0
+    assert main(["train", "ista-learned-step", *TINY, "--out", str(split), "--stop-after", "1"]) == 0
+    assert "paused: --resume continues" in capsys.readouterr().out
+    assert json.loads((split / "history.json").read_text())["paused"] is True
+    assert main(["train", "ista-learned-step", *TINY, "--out", str(split), "--resume"]) == 0
+    a, b = (json.loads((d / "history.json").read_text()) for d in (whole, split))
+    assert b["paused"] is False and b["final_val_nmse_db"] == a["final_val_nmse_db"]
+
+
+@needs_model
 def test_resume_with_other_settings_exits_2(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "ista-learned-step", *TINY, "--out", str(out)]) == 0
