@@ -632,6 +632,24 @@ def output_paths(out_dir: Path, mode: str) -> tuple[Path, Path]:
     return out_dir / f"unfolded_sparse_{mode}.json", out_dir / f"unfolded_sparse_{mode}.txt"
 
 
+def result_document(json_path: Path, benchmark: str, version: int, config: dict[str, Any], resume: bool,
+                    **fresh: Any) -> dict[str, Any]:
+    """The JSON document of a run: with ``resume``, the existing ``json_path`` (ValueError unless it is a
+    ``benchmark`` result of format ``version`` made with ``config``); otherwise (or when absent) a new one
+    with the fields ``fresh``."""
+    if resume and json_path.exists():
+        from unfoldkit.experiments.io import read_json
+
+        doc = read_json(json_path)
+        if doc.get("format_version") != version or doc.get("benchmark") != benchmark:
+            raise ValueError(f"cannot resume from {json_path}: not a {benchmark} v{version} result")
+        if doc.get("config") != config:
+            raise ValueError(f"cannot resume from {json_path}: it was made with another configuration "
+                             f"(delete it or use another --out)")
+        return doc
+    return {"benchmark": benchmark, "format_version": version, "config": config, **fresh}
+
+
 def run_benchmark(config: BenchConfig, models: Sequence[str], snrs: Sequence[float | None], out_dir: str | Path,
                   resume: bool = False, isolate: bool = True, device: str = "cpu", threads: int | None = 1,
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -644,23 +662,14 @@ def run_benchmark(config: BenchConfig, models: Sequence[str], snrs: Sequence[flo
     stored config must equal ``config`` (ValueError otherwise). A model that raises is recorded with
     ``status`` "failed" and its error, and the run goes on.
     """
-    from unfoldkit.experiments.io import atomic_write, read_json, write_json
+    from unfoldkit.experiments.io import atomic_write, write_json
 
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     out_dir = Path(out_dir)
     json_path, table_path = output_paths(out_dir, config.mode)
     start = time.perf_counter()
-    doc: dict[str, Any] | None = None
-    if resume and json_path.exists():
-        doc = read_json(json_path)
-        if doc.get("format_version") != FORMAT_VERSION or doc.get("benchmark") != "unfolded_sparse":
-            raise ValueError(f"cannot resume from {json_path}: not an unfolded_sparse v{FORMAT_VERSION} result")
-        if doc.get("config") != config.to_dict():
-            raise ValueError(f"cannot resume from {json_path}: it was made with another configuration "
-                             f"(delete it or use another --out)")
-    if doc is None:
-        doc = {"benchmark": "unfolded_sparse", "format_version": FORMAT_VERSION, "config": config.to_dict(),
-               "recipes": {}, "results": {}, "targets": [], "sessions": []}
+    doc = result_document(json_path, "unfolded_sparse", FORMAT_VERSION, config.to_dict(), resume,
+                          recipes={}, results={}, targets=[], sessions=[])
     session = {"started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                "machine": _machine(device, threads), "models": list(models),
                "snrs": [setting_key(s) for s in snrs], "isolate": isolate, "wall_time_s": None}
@@ -728,6 +737,21 @@ def run_benchmark(config: BenchConfig, models: Sequence[str], snrs: Sequence[flo
 # ---- command line ----------------------------------------------------------------------------------
 
 
+def check_resumable(json_path: Path, config: dict[str, Any]) -> None:
+    """UsageError unless ``json_path`` is absent or a readable result made with ``config`` (for --resume)."""
+    if not json_path.exists():
+        return
+    from unfoldkit.experiments.io import read_json
+
+    try:
+        old = read_json(json_path)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"--resume: cannot read {json_path}: {err}") from None
+    if old.get("config") != config:
+        raise UsageError(f"--resume: {json_path} was made with another configuration "
+                         f"(other --seed or mode?); delete it or use another --out")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
         raise UsageError(message)
@@ -785,17 +809,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = Path(args.out)
         if out.exists() and not out.is_dir():
             raise UsageError(f"--out: {out} exists and is not a folder")
-        json_path, _ = output_paths(out, config.mode)
-        if args.resume and json_path.exists():
-            from unfoldkit.experiments.io import read_json
-
-            try:
-                old = read_json(json_path)
-            except (OSError, ValueError) as err:
-                raise UsageError(f"--resume: cannot read {json_path}: {err}") from None
-            if old.get("config") != config.to_dict():
-                raise UsageError(f"--resume: {json_path} was made with another configuration "
-                                 f"(other --seed or mode?); delete it or use another --out")
+        if args.resume:
+            check_resumable(output_paths(out, config.mode)[0], config.to_dict())
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
