@@ -147,14 +147,16 @@ def run(snr_db: float, epochs: int, weight: str, out_dir: Path, resume: bool = F
                     "torch": torch.__version__, "cpu_count": os.cpu_count(), "threads": threads},
         "started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "status": "running"}
     start = time.perf_counter()
-    curve: list[float] = []
+    curve: list[float | None] = []
     if resume and json_path.exists():  # the epochs of earlier sessions, for the per-epoch JSON writes
         from unfoldkit.experiments.io import read_json
 
         curve = list(read_json(json_path).get("nmse_db_by_epoch", []))
 
-    def on_epoch(entry: dict[str, Any]) -> None:
-        del curve[entry["epoch"]:]
+    def on_epoch(entry: dict[str, Any]) -> None:  # curve[e]: after e epochs (curve[0], untrained, comes at the end)
+        epoch = int(entry["epoch"])
+        del curve[epoch:]
+        curve.extend([None] * (epoch - len(curve)))
         curve.append(float(entry["val_nmse_db"][-1]))
         doc["nmse_db_by_epoch"] = list(curve)
         doc["wall_time_s"] = time.perf_counter() - start

@@ -59,7 +59,14 @@ def test_compare_pairs_their_epoch_j_with_ours_after_j_plus_1_epochs():
 def test_smoke_run_writes_json_pauses_and_resumes(tmp_path):
     messages: list[str] = []
     kw = dict(steps_per_epoch=1, test_size=128, total_epochs=3)
-    first = bench.run(40.0, 1, "frobenius", tmp_path, log=messages.append, **kw)
+    seen: list[list] = []
+
+    def spy(msg: str) -> None:  # the per-epoch JSON, read while the run goes on: index e = after e epochs
+        messages.append(msg)
+        seen.append(json.loads((tmp_path / "alista_published_recipe_snr40_frobenius.json").read_text())["nmse_db_by_epoch"])
+
+    first = bench.run(40.0, 1, "frobenius", tmp_path, log=spy, **kw)
+    assert seen[0][0] is None and seen[0][1] == first["nmse_db_by_epoch"][1]
     assert first["status"] == "paused" and first["epochs_run"] == 1 and len(first["nmse_db_by_epoch"]) == 2
     doc = bench.run(40.0, 2, "frobenius", tmp_path, resume=True, log=messages.append, **kw)
     assert doc["status"] == "paused" and doc["nmse_db_by_epoch"][:2] == first["nmse_db_by_epoch"]
