@@ -66,23 +66,36 @@ Outputs (``--out``, default benchmarks/out/): ``unfolded_quadratic_<mode>.json``
 trainer's checkpoint under ``checkpoints/quadratic_<mode>/<setting>/``) and ``unfolded_quadratic_<mode>.txt``
 (the tables). Bad arguments print one line on stderr and exit with status 2; a failed training exits 1.
 Shared helpers (argument parsing, NMSE curve, thread limits, formatting) come from benchmarks/unfolded_sparse.py.
+The mathematics (Chebyshev steps, residual polynomials, the exact worst case, the expected NMSE, the
+average-case oracle) comes from ``unfoldkit.theory.quadratic_schedules``.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
 import importlib.util
-import itertools
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from unfoldkit.theory.quadratic_schedules import (  # noqa: F401 - re-exported: bench.<name> in tests and notebooks
+    avg_case_optimal_polynomial,
+    chebyshev_extrema,
+    chebyshev_steps,
+    exact_abs_residual,
+    expected_nmse,
+    fista_residual,
+    gd_residual,
+    minimax_value,
+    noise_variance,
+    spectrum_grid,
+    sup_abs_residual,
+)
 
 
 def _load_sparse() -> Any:
@@ -175,193 +188,13 @@ RECIPE: dict[str, Any] = {
             "shows what float32 would cost each schedule).")}
 
 
-# ---- the mathematics -------------------------------------------------------------------------------
-
-
-def chebyshev_steps(num_layers: int, mu: float, L: float) -> np.ndarray:
-    """Young's (1953) Chebyshev steps 1/lam_i, lam_i = (L+mu)/2 + (L-mu)/2 cos((2i-1) pi/(2K)), i = 1..K.
-
-    The lam_i are the roots of T_K((L+mu-2lam)/(L-mu)), so prod_i (1 - lam/lam_i) is the minimax residual
-    polynomial on [mu, L] (Golub & Varga 1961). Natural order: i = 1 is the largest lam_i (smallest step).
-    """
-    k = int(num_layers)
-    if k < 1 or not 0 < mu <= L:
-        raise ValueError(f"need K >= 1 and 0 < mu <= L, got K={num_layers}, mu={mu}, L={L}")
-    i = np.arange(1, k + 1)
-    lam = (L + mu) / 2 + (L - mu) / 2 * np.cos((2 * i - 1) * np.pi / (2 * k))
-    return 1.0 / lam
-
-
-def minimax_value(num_layers: int, mu: float, L: float) -> float:
-    """min over degree-K p with p(0) = 1 of max_{[mu, L]} |p| = 1 / T_K((L+mu)/(L-mu)) (0 when mu = L).
-
-    T_K(x) = cosh(K arccosh x) for x >= 1; the minimiser is the shifted, scaled Chebyshev polynomial.
-    """
-    if not 0 < mu <= L:
-        raise ValueError(f"need 0 < mu <= L, got mu={mu}, L={L}")
-    if mu == L:
-        return 0.0
-    return float(1.0 / math.cosh(num_layers * math.acosh((L + mu) / (L - mu))))
-
-
-def chebyshev_extrema(num_layers: int, mu: float, L: float) -> np.ndarray:
-    """The K + 1 points of [mu, L] where |T_K((L+mu-2lam)/(L-mu))| = 1, alternating in sign, endpoints exact."""
-    j = np.arange(num_layers + 1)
-    pts = (L + mu) / 2 - (L - mu) / 2 * np.cos(j * np.pi / num_layers)
-    pts[0], pts[-1] = mu, L
-    return pts
-
-
-def spectrum_grid(mu: float, L: float, num_layers: int, points: int = 20001) -> np.ndarray:
-    """Sorted union of ``points`` uniform points of [mu, L] (endpoints included) and the Chebyshev extrema.
-
-    Holding the K + 1 extrema makes the grid maximum of any degree-K p with p(0) = 1 at least the minimax
-    value (de la Vallee Poussin: if |p| < |p_cheb| at all K + 1 alternation points, p_cheb - p has K + 1
-    roots counting 0, hence vanishes)."""
-    return np.unique(np.concatenate([np.linspace(mu, L, max(int(points), 2)),
-                                     chebyshev_extrema(num_layers, mu, L)]))
-
-
-def gd_residual(steps: Sequence[float], lam: Any) -> np.ndarray:
-    """p_k(lam) = prod_{j<k} (1 - gamma_j lam) for k = 0..K, shape (K+1, len(lam)) (GD from x_0 = 0)."""
-    lam = np.asarray(lam, dtype=np.float64)
-    out = [np.ones_like(lam)]
-    for g in np.asarray(steps, dtype=np.float64):
-        out.append(out[-1] * (1.0 - g * lam))
-    return np.stack(out)
-
-
-def fista_residual(steps: Sequence[float], momentum: Sequence[float], lam: Any) -> np.ndarray:
-    """FISTA's residual polynomials on a quadratic, shape (K+1, len(lam)).
-
-    With e_k = x_k - x_ls and z = x_k + beta_k (x_k - x_{k-1}), x_{k+1} = z - gamma_k M (z - x_ls) gives
-    p_{k+1} = (1 - gamma_k lam)((1 + beta_k) p_k - beta_k p_{k-1}), p_0 = p_{-1} = 1 (x_{-1} = x_0 = 0).
-    """
-    lam = np.asarray(lam, dtype=np.float64)
-    prev = cur = np.ones_like(lam)
-    out = [cur]
-    for g, b in zip(np.asarray(steps, dtype=np.float64), np.asarray(momentum, dtype=np.float64)):
-        cur, prev = (1.0 - g * lam) * ((1.0 + b) * cur - b * prev), cur
-        out.append(cur)
-    return np.stack(out)
+# ---- the mathematics: theory/quadratic_schedules.py ---------------------------------------------------
+# (Chebyshev steps and minimax value, residual polynomials, exact worst case, expected NMSE, average-case oracle)
 
 
 def max_abs_on_grid(values: np.ndarray) -> float:
     """max |p| over the grid (the last axis)."""
     return float(np.max(np.abs(values)))
-
-
-def sup_abs_residual(steps: Sequence[float], mu: float, L: float, iterations: int = 200) -> tuple[float, float]:
-    """(sup_{lam in [mu, L]} |prod_k (1 - gamma_k lam)|, an argmax), exactly up to round-off.
-
-    The roots 1/gamma_k (gamma_k != 0) inside (mu, L) cut [mu, L] into intervals on which log|p| =
-    sum_k log|1 - gamma_k lam| is strictly concave, with derivative g(lam) = sum_k gamma_k / (gamma_k lam - 1),
-    strictly decreasing there. The maximum on an interval is at an end where g has the sign pointing out,
-    else at the unique zero of g (bisection to machine precision).
-    """
-    gam = np.asarray(steps, dtype=np.float64)
-    gam = gam[gam != 0]
-    if gam.size == 0:
-        return 1.0, mu
-    roots = np.sort(1.0 / gam)
-    inner = [float(r) for r in roots if mu < r < L]
-    cuts = [mu, *inner, L]
-    at_root = [False, *([True] * len(inner)), False]
-
-    def g(lam: float) -> float:
-        with np.errstate(divide="ignore"):
-            return float(np.sum(gam / (gam * lam - 1.0)))
-
-    def p(lam: float) -> float:
-        return float(abs(np.prod(1.0 - gam * lam)))
-
-    def near_root(lam: float) -> bool:
-        return bool(np.min(np.abs(1.0 - gam * lam)) <= 1e-12)
-
-    candidates = [mu, L]
-    for i, (a, b) in enumerate(itertools.pairwise(cuts)):
-        if not b > a:
-            continue
-        # g -> +inf just right of a root and -inf just left of one: use these limits at ends that are roots
-        # up to round-off (|1 - gamma_k e| <= 1e-12; 1/gamma_k is rounded, so g there may have either sign)
-        ga = math.inf if at_root[i] or near_root(a) else g(a)
-        gb = -math.inf if at_root[i + 1] or near_root(b) else g(b)
-        if ga <= 0 or gb >= 0:
-            continue  # monotone on the interval: the maximum is at an end (mu, L, or a root where p = 0)
-        lo, hi = a, b
-        for _ in range(iterations):
-            mid = 0.5 * (lo + hi)
-            if mid <= lo or mid >= hi:
-                break
-            if g(mid) > 0:
-                lo = mid
-            else:
-                hi = mid
-        candidates.extend([lo, hi])
-    values = [p(c) for c in candidates]
-    best = int(np.argmax(values))
-    return values[best], float(candidates[best])
-
-
-def exact_abs_residual(steps: Sequence[float], points: Sequence[float]) -> list[Fraction]:
-    """|prod_k (1 - gamma_k lam)| at each point, in exact rational arithmetic of the given floats."""
-    gam = [Fraction(float(g)) for g in steps]
-    out = []
-    for lam in points:
-        q = Fraction(float(lam))
-        val = Fraction(1)
-        for g in gam:
-            val *= 1 - g * q
-        out.append(abs(val))
-    return out
-
-
-def noise_variance(eigenvalues: np.ndarray, m: int, snr_db: float | None) -> float:
-    """Expected per-entry noise variance s^2 = E||A x||^2 / m * 10^(-SNR/10) = tr(M) / m * 10^(-SNR/10)."""
-    if snr_db is None:
-        return 0.0
-    return float(np.sum(eigenvalues) / m * 10.0 ** (-snr_db / 10.0))
-
-
-def expected_nmse(residuals: np.ndarray, eigenvalues: np.ndarray, s2: float) -> np.ndarray:
-    """E||x_k - x||^2 / E||x||^2 = mean_i [p_k(lam_i)^2 + s2 (1 - p_k(lam_i))^2 / lam_i] for every row k."""
-    lam = np.asarray(eigenvalues, dtype=np.float64)
-    return np.mean(residuals**2 + s2 * (1.0 - residuals) ** 2 / lam, axis=-1)
-
-
-def avg_case_optimal_polynomial(eigenvalues: np.ndarray, s2: float, num_layers: int, mu: float,
-                                L: float) -> dict[str, Any]:
-    """The degree-K polynomial with p(0) = 1 minimising sum_i [p(lam_i)^2 + s2 (1 - p(lam_i))^2 / lam_i].
-
-    Written in the Chebyshev basis of [mu, L] (well conditioned), the objective is c^T H c - 2 g^T c + const
-    with one linear constraint a^T c = 1 (a_j = T_j(t(0))); its KKT system is solved by least squares (the
-    minimum-norm solution when H is singular, n <= K). Returns {"steps": 1/roots sorted ascending or None
-    when a root is not real and positive (then no GD schedule attains it), "roots", "expected_nmse"}.
-    Average-case optimality for a spectral measure: Pedregosa & Scieur (ICML 2020); here the empirical one.
-    """
-    from numpy.polynomial import chebyshev as C
-
-    lam = np.asarray(eigenvalues, dtype=np.float64)
-    scale = (L - mu) if L > mu else 1.0
-
-    def t(v: np.ndarray) -> np.ndarray:
-        return (2.0 * v - (L + mu)) / scale
-
-    V = C.chebvander(t(lam), num_layers)
-    a = C.chebvander(t(np.array([0.0])), num_layers)[0]
-    v = s2 / lam
-    H = V.T @ ((1.0 + v)[:, None] * V)
-    g = V.T @ v
-    kkt = np.block([[H, a[:, None]], [a[None, :], np.zeros((1, 1))]])
-    sol = np.linalg.lstsq(kkt, np.concatenate([g, [1.0]]), rcond=None)[0]
-    c = sol[:-1]
-    vals = V @ c
-    expected = float(np.mean(vals**2 + v * (1.0 - vals) ** 2))
-    roots = (C.chebroots(c) * scale + (L + mu)) / 2.0
-    real = bool(roots.size == num_layers and np.all(np.abs(roots.imag) <= 1e-8 * np.max(np.abs(roots)))
-                and np.all(roots.real > 0))
-    steps = np.sort(1.0 / roots.real) if real else None
-    return {"steps": steps, "roots": [complex(r) for r in roots], "expected_nmse": expected, "realizable": real}
 
 
 # ---- the problem and the data ----------------------------------------------------------------------
