@@ -181,7 +181,7 @@ PUBLISHED: dict[tuple[str, float | None], dict[str, Any]] = {
         "W_frob ALISTA trained END-TO-END (Adam 2e-4, 420 epochs x 50,000 samples, grad-clip 1), support "
         "selection linspace(3, 60, 16) entries (~0.6 % -> 12 %), gamma, theta init 0.5; not the ICLR-2019 "
         "layer-wise recipe with the coherence weight. Our ALISTA trained with THAT recipe follows the published "
-        "curve within 0.1 dB epoch by epoch: benchmarks/alista_published_recipe.py")},
+        "curve epoch by epoch (-0.06 dB on average up to epoch 303): benchmarks/alista_published_recipe.py")},
     ("alista", 20.0): {"nmse_db": -21.06, "source": _NA_CAVEATS, "caveats": "as at 40 dB"},
     ("ista@lam=0.4", 40.0): {"nmse_db": -5.770, "source": _NA_CAVEATS,
                              "caveats": "lambda 0.4, step 1/L, x0 = 0, 16 iterations"},
