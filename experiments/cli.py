@@ -10,21 +10,15 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from unfoldkit.experiments.arguments import OneLineParser, nonneg_int, positive_int
 from unfoldkit.experiments.figures import FIGURES
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad argument in one line (no usage dump) and exits 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def _build() -> argparse.ArgumentParser:
-    parser = _Parser(prog="unfoldkit", description=(
+    parser = OneLineParser(prog="unfoldkit", description=(
         "Deep unfolding paired with its theory: reproduce the theory plots of the survey "
         "'Deep Unfolding: Recent Developments, Theory, and Design Guidelines' and its sources."))
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
 
     p_list = sub.add_parser("list", help="list the figures that can be reproduced",
@@ -39,21 +33,11 @@ def _build() -> argparse.ArgumentParser:
     p_rep.add_argument("--quick", action="store_true",
                        help="small sizes and few problems (minutes on a laptop CPU); default: paper scale")
     p_rep.add_argument("--out", default="results", metavar="DIR", help="output folder (default: results/)")
-    p_rep.add_argument("--seed", type=_nonneg_int, default=0, help="random seed (default 0)")
+    p_rep.add_argument("--seed", type=nonneg_int, default=0, help="random seed (default 0)")
     p_rep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p_rep.set_defaults(func=_cmd_reproduce)
     _add_train(sub)
     return parser
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -99,15 +83,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("problem")
     g.add_argument("--problem", choices=("sparse", "least-squares"), default="sparse",
                    help="problem family (default sparse: LASSO / sparse recovery)")
-    g.add_argument("--m", type=_pos_int, default=None, help="observation dimension (default: the family's)")
-    g.add_argument("--n", type=_pos_int, default=None, help="signal dimension (default: the family's)")
+    g.add_argument("--m", type=positive_int, default=None, help="observation dimension (default: the family's)")
+    g.add_argument("--n", type=positive_int, default=None, help="signal dimension (default: the family's)")
     g.add_argument("--sparsity", type=float, default=None, help="sparse: probability of a non-zero (default 0.1)")
     g.add_argument("--snr-db", type=float, default=None, help="noise level in dB (default: noiseless)")
     g.add_argument("--lam", type=float, default=None, help="sparse: l1 weight lam (default 0.1)")
     g.add_argument("--kappa", type=float, default=None, help="least-squares: condition number (default 10)")
-    g.add_argument("--problem-seed", type=_nonneg_int, default=0, help="seed that draws the matrix A (default 0)")
+    g.add_argument("--problem-seed", type=nonneg_int, default=0, help="seed that draws the matrix A (default 0)")
     g = p.add_argument_group("model")
-    g.add_argument("--layers", type=_pos_int, default=16, metavar="K", help="number of layers K (default 16)")
+    g.add_argument("--layers", type=positive_int, default=16, metavar="K", help="number of layers K (default 16)")
     g.add_argument("--float64", action="store_true", help="train in float64 (default float32)")
     g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="extra constructor argument of the model, VALUE in JSON (repeatable)")
@@ -119,40 +103,33 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="layer-wise: fine-tuning learning-rate factors (default 0.2,0.02)")
     g.add_argument("--layer-decay", type=float, default=None,
                    help="layer-wise: factor on earlier layers' learning rate after each layer (default 0.3)")
-    g.add_argument("--epochs", type=_pos_int, default=20, help="epochs (per stage for layer-wise; default 20)")
+    g.add_argument("--epochs", type=positive_int, default=20, help="epochs (per stage for layer-wise; default 20)")
     g.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
-    g.add_argument("--batch-size", type=_pos_int, default=64, help="batch size (default 64)")
-    g.add_argument("--steps-per-epoch", type=_pos_int, default=50, help="steps per epoch with fresh batches (default 50)")
-    g.add_argument("--train-size", type=_pos_int, default=None,
+    g.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default 64)")
+    g.add_argument("--steps-per-epoch", type=positive_int, default=50, help="steps per epoch with fresh batches (default 50)")
+    g.add_argument("--train-size", type=positive_int, default=None,
                    help="use a fixed training set of this size (default: fresh batches every step)")
-    g.add_argument("--val-size", type=_pos_int, default=1000, help="size of the fixed validation set (default 1000)")
-    g.add_argument("--patience", type=_pos_int, default=None, help="early stopping patience in epochs (default: off)")
+    g.add_argument("--val-size", type=positive_int, default=1000, help="size of the fixed validation set (default 1000)")
+    g.add_argument("--patience", type=positive_int, default=None, help="early stopping patience in epochs (default: off)")
     g.add_argument("--lr-schedule", choices=("constant", "step", "exponential", "cosine"), default="constant",
                    help="learning-rate schedule within a stage (default constant)")
     g.add_argument("--lr-gamma", type=float, default=0.5, help="decay factor of the step/exponential schedules")
-    g.add_argument("--lr-step", type=_pos_int, default=10, help="epochs between decays of the step schedule")
+    g.add_argument("--lr-step", type=positive_int, default=10, help="epochs between decays of the step schedule")
     g.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimizer (default adam)")
     g.add_argument("--momentum", type=float, default=0.0, help="sgd momentum (default 0)")
     g.add_argument("--grad-clip", type=float, default=None, help="clip the global gradient norm (default: off)")
-    g.add_argument("--seed", type=_nonneg_int, default=0, help="training seed: data, shuffling, model init (default 0)")
+    g.add_argument("--seed", type=nonneg_int, default=0, help="training seed: data, shuffling, model init (default 0)")
     g.add_argument("--device", default="cpu", help="cpu (default) or cuda[:index]")
-    g.add_argument("--threads", type=_pos_int, default=None,
+    g.add_argument("--threads", type=positive_int, default=None,
                    help="torch and BLAS threads while training (default: unchanged; 1 is often fastest on 2 cores)")
     g = p.add_argument_group("output")
     g.add_argument("--out", default="results/train", metavar="DIR", help="output folder (default results/train)")
-    g.add_argument("--checkpoint-every", type=_pos_int, default=1, help="save a checkpoint every N epochs (default 1)")
+    g.add_argument("--checkpoint-every", type=positive_int, default=1, help="save a checkpoint every N epochs (default 1)")
     g.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt if it exists (bit-exact)")
-    g.add_argument("--stop-after", type=_pos_int, default=None, metavar="N",
+    g.add_argument("--stop-after", type=positive_int, default=None, metavar="N",
                    help="pause after N epochs of the whole run (a checkpoint; --resume continues)")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_train)
-
-
-def _pos_int(text: str) -> int:
-    value = _nonneg_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _float_list(option: str, text: str | None) -> list[float] | None:

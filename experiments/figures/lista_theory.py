@@ -23,6 +23,7 @@ import torch
 
 from unfoldkit.proofs_check.lista_checks import check_lista_model
 from unfoldkit.theory.lista import certified_thresholds, lista_cp_bound, sparsity_limit
+from unfoldkit.unrolled.metrics import nmse_db_curve
 from unfoldkit.unrolled.models import MODELS
 from unfoldkit.unrolled.models.alista_weights import WEIGHTS, generalized_coherence
 from unfoldkit.unrolled.problems import BoundedSparseRecovery, SparseRecovery
@@ -101,23 +102,18 @@ def _theorem_regime(problem, weights: dict[str, np.ndarray], cfg: Config, seed: 
     return out
 
 
-def _nmse_db(traj: torch.Tensor, x: torch.Tensor) -> np.ndarray:
-    err = ((traj - x) ** 2).sum(dim=(1, 2))
-    return (10 * torch.log10(err / (x**2).sum())).double().cpu().numpy()
-
-
 def _practical(cfg: Config, seed: int, progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     problem = SparseRecovery(m=cfg.m, n=cfg.n, sparsity=0.1, lam=cfg.lam, seed=seed)
     test = problem.sample(cfg.test_size, rng=seed + 1000)
     curves, models = {}, {}
     for alg, run in (("ISTA", run_ista), ("FISTA", run_fista)):
-        curves[alg] = _nmse_db(run(problem, test.y, cfg.num_layers).iterates, test.x)
+        curves[alg] = nmse_db_curve(run(problem, test.y, cfg.num_layers).iterates, test.x)
     for fam, lr in (("alista", 5e-3), ("lista-cpss", 1e-3)):
         model = MODELS[fam](problem, cfg.num_layers)
         train(model, problem, "multi-loss", epochs=cfg.train_epochs, steps_per_epoch=cfg.train_steps,
               batch_size=64, lr=lr, val_size=500, seed=seed, progress=progress)
         with torch.no_grad():
-            curves[fam] = _nmse_db(model(test.y.float(), trajectory=True).double(), test.x)
+            curves[fam] = nmse_db_curve(model(test.y.float(), trajectory=True).double(), test.x)
         models[fam] = model
     s_typ = int(round(0.1 * cfg.n))
     checks = {}

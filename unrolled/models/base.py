@@ -24,22 +24,8 @@ import torch
 from torch import nn
 
 from unfoldkit.unrolled.problems.base import Problem
+from unfoldkit.unrolled.dtypes import DTYPE_NAMES, as_dtype
 from unfoldkit.unrolled.validation import positive_int
-
-
-#: the two model dtypes and their JSON names (``config()["dtype"]``)
-DTYPE_NAMES: dict[torch.dtype, str] = {torch.float32: "float32", torch.float64: "float64"}
-
-
-def as_dtype(dtype: torch.dtype | str) -> torch.dtype:
-    """torch.float32 / torch.float64, also from the strings "float32" / "float64" (ValueError otherwise)."""
-    if isinstance(dtype, str):
-        for d, name in DTYPE_NAMES.items():
-            if dtype == name:
-                return d
-    elif dtype in DTYPE_NAMES:
-        return dtype
-    raise ValueError(f"dtype must be torch.float32 or torch.float64 (or 'float32' / 'float64'), got {dtype!r}")
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import platform
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -39,6 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from unfoldkit.unrolled.dtypes import dtype_from_name, dtype_name
+from unfoldkit.unrolled.io import atomic_write
 from unfoldkit.unrolled.problems import make_problem
 from unfoldkit.unrolled.problems.base import Problem
 
@@ -191,15 +191,11 @@ def _model_dtype(model: nn.Module) -> torch.dtype:
     return torch.get_default_dtype()
 
 
-def _dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
-
-
 def _dtype_from_name(name: str) -> torch.dtype:
-    dtype = getattr(torch, str(name), None)
-    if not isinstance(dtype, torch.dtype):
-        raise CheckpointError(f"unknown dtype {name!r} in checkpoint metadata")
-    return dtype
+    try:
+        return dtype_from_name(name)
+    except ValueError:
+        raise CheckpointError(f"unknown dtype {name!r} in checkpoint metadata") from None
 
 
 def _jsonable_config(model: nn.Module) -> dict[str, Any]:
@@ -215,18 +211,11 @@ def _jsonable_config(model: nn.Module) -> dict[str, Any]:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
             torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+
+    return atomic_write(path, write)
 
 
 def save_checkpoint(
@@ -260,7 +249,7 @@ def save_checkpoint(
             "class": f"{type(model).__module__}.{type(model).__qualname__}",
             "config": _jsonable_config(model),
             "num_layers": getattr(model, "num_layers", None),
-            "dtype": _dtype_name(_model_dtype(model)),
+            "dtype": dtype_name(_model_dtype(model)),
         },
         "problem": {"family": problem.name, "params": problem.params()},
         "training": training,
@@ -268,7 +257,7 @@ def save_checkpoint(
         "versions": {"unfoldkit": package_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "python": platform.python_version()},
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "tensors": {f"{g}/{k}": {"dtype": _dtype_name(t.dtype), "shape": list(t.shape)}
+        "tensors": {f"{g}/{k}": {"dtype": dtype_name(t.dtype), "shape": list(t.shape)}
                     for g, ts in groups.items() for k, t in ts.items()},
         "resume": resume,
         "sha256": tensor_digest(groups),

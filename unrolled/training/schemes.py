@@ -27,35 +27,16 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
+from unfoldkit.unrolled.metrics import mse, nmse, to_db  # noqa: F401  (re-exported)
 from unfoldkit.unrolled.problems.base import Problem, ProblemBatch
 from unfoldkit.unrolled.training.layers import layer_parameters, unassigned_parameters
 from unfoldkit.unrolled.validation import finite_real
 
 #: per-layer losses against the ground truth
 LOSSES = ("nmse", "mse")
-
-
-def nmse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Batch NMSE sum_b ||x_hat_b - x_b||^2 / sum_b ||x_b||^2 (a 0-d tensor; x = 0 gives inf or nan)."""
-    return ((x_hat - x) ** 2).sum() / (x**2).sum()
-
-
-def mse(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over batch and coordinates (a 0-d tensor)."""
-    return ((x_hat - x) ** 2).mean()
-
-
-def to_db(value: float) -> float:
-    """10 log10(value): -inf for 0, nan for a negative or nan value."""
-    if value != value or value < 0:
-        return float("nan")
-    if value == 0:
-        return float("-inf")
-    return float(10.0 * np.log10(value))
 
 
 def _check_loss(loss: str) -> str:

@@ -24,7 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from unfoldkit.unrolled.dtypes import DTYPE_NAMES, as_dtype
 from unfoldkit.unrolled.problems.base import Problem, ProblemBatch
+from unfoldkit.unrolled.resources import peak_memory
 from unfoldkit.unrolled.training.checkpoint import (
     CheckpointError,
     join_tensors,
@@ -33,7 +35,8 @@ from unfoldkit.unrolled.training.checkpoint import (
     save_checkpoint,
     split_tensors,
 )
-from unfoldkit.unrolled.training.schemes import Scheme, Stage, make_scheme, to_db
+from unfoldkit.unrolled.metrics import to_db
+from unfoldkit.unrolled.training.schemes import Scheme, Stage, make_scheme
 from unfoldkit.unrolled.training.threads import limit_threads
 from unfoldkit.unrolled.validation import nonnegative_real, positive_int, positive_real
 
@@ -51,13 +54,7 @@ _STATE_VERSION = 1
 
 
 def _dtype_name(dtype: Any) -> str | None:
-    if dtype is None:
-        return None
-    if dtype in (torch.float32, "float32"):
-        return "float32"
-    if dtype in (torch.float64, "float64"):
-        return "float64"
-    raise ValueError(f"dtype must be None, torch.float32 or torch.float64 (or 'float32'/'float64'), got {dtype!r}")
+    return None if dtype is None else DTYPE_NAMES[as_dtype(dtype)]
 
 
 @dataclass
@@ -265,17 +262,6 @@ class TrainResult:
             "checkpoint": None if self.checkpoint_path is None else str(self.checkpoint_path),
             "stages": self.stages, "history": self.history, "paused": self.paused,
         }
-
-
-def _peak_memory(device: torch.device) -> tuple[int | None, str | None]:
-    if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device)), "cuda-max-allocated"
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - Windows
-        return None, None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024), "process-peak-rss"
 
 
 # ---- the trainer -----------------------------------------------------------------------------------
@@ -598,7 +584,7 @@ class Trainer:
         history = st["history"]
         last = [h["val_nmse_db"][-1] for h in history if h["val_nmse_db"] is not None]
         finite = [v for v in last if v == v]
-        peak, kind = _peak_memory(self.device)
+        peak, kind = peak_memory(self.device)
         return TrainResult(
             model=self.model, scheme=self.scheme.name, settings=self.config.settings(), history=history,
             stages=st["stages_done"], best_val_nmse_db=min(finite) if finite else None,
