@@ -51,9 +51,9 @@ def _rss_mib() -> float:
 
 def _worker(conn: Any) -> None:
     """Solve tasks (engine, solver, method, K) from the pipe; reply with value, times, status and peak RSS."""
-    from unfoldkit.theory.pep_gram import solve_gram
-    from unfoldkit.theory.pep_pepit import solve_pepit
-    from unfoldkit.theory.pep_problem import make_spec
+    from unfoldkit.theory.pep.gram import solve_gram
+    from unfoldkit.theory.pep.pepit import solve_pepit
+    from unfoldkit.theory.pep.problem import make_spec
 
     while True:
         task = conn.recv()

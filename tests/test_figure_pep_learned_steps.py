@@ -26,7 +26,7 @@ def test_compute_tiny(tmp_path, monkeypatch):
 
 
 def test_flags_a_schedule_that_diverges():
-    from unfoldkit.theory.pep_compare import compare_schedules
+    from unfoldkit.theory.pep import compare_schedules
 
     comp = compare_schedules(np.array([2.5, 2.5, 2.5]), L=1.0, mu=0.1, method="gd")
     assert comp.growth["learned"].grows and comp.growth["learned"].diverges

@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 from unfoldkit.theory.bound import Metric
-from unfoldkit.theory.pep import pep_worst_case
-from unfoldkit.theory.pep_compare import silver_steps
+from unfoldkit.theory.pep import pep_worst_case, silver_steps
 
 RTOL = 1e-6
 _rng = np.random.default_rng(20240607)

@@ -5,18 +5,21 @@ import numpy as np
 import pytest
 import torch
 
-from unfoldkit.theory import pep_gram
 from unfoldkit.theory.bound import Bound, Metric
-from unfoldkit.theory.pep import PEP_SOURCE, pep_worst_case
-from unfoldkit.theory.pep_compare import (
+from unfoldkit.theory.pep import (
+    PEP_SOURCE,
+    build_gram_program,
     classical_schedules,
     compare_schedules,
     growth_report,
+    initial_worst_case,
+    make_spec,
+    pep_worst_case,
     silver_rate,
     silver_steps,
+    solve_gram,
 )
-from unfoldkit.theory.pep_gram import build_gram_program, solve_gram
-from unfoldkit.theory.pep_problem import initial_worst_case, make_spec
+from unfoldkit.theory.pep import gram as pep_gram
 
 
 # ----------------------------------------------------------------------------------------------- validation

@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 from unfoldkit.theory.bound import Metric
-from unfoldkit.theory.pep import pep_worst_case
-from unfoldkit.theory.pep_compare import silver_rate, silver_steps
+from unfoldkit.theory.pep import pep_worst_case, silver_rate, silver_steps
 from unfoldkit.theory.rates import fista_convex_t, gd_convex_tight, gd_strongly_convex, ista_convex_tight
 from unfoldkit.unrolled.steps import fista_momentum
 

@@ -4,8 +4,7 @@ average case of step schedules on quadratics).
 Imports only from ``unfoldkit.unrolled`` below it.
 """
 from unfoldkit.theory.bound import Assumption, Bound, Metric
-from unfoldkit.theory.pep import pep_worst_case
-from unfoldkit.theory.pep_compare import compare_schedules
+from unfoldkit.theory.pep import compare_schedules, pep_worst_case
 from unfoldkit.theory.quadratic_schedules import (
     avg_case_optimal_polynomial,
     chebyshev_extrema,

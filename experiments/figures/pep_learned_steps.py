@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from unfoldkit.theory.bound import Metric
-from unfoldkit.theory.pep_compare import classical_schedules, compare_schedules
+from unfoldkit.theory.pep import classical_schedules, compare_schedules
 from unfoldkit.unrolled.models import MODELS
 from unfoldkit.unrolled.problems import LeastSquares
 from unfoldkit.unrolled.solvers import run_gd

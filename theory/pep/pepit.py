@@ -4,7 +4,7 @@ Python, Math. Program. Comput. 2024).
 
 PEPit builds the Gram-matrix SDP from the algorithm written as ordinary code (points, gradients,
 ``proximal_step``) and returns the dual objective, i.e. the certified worst case. It is independent of
-``pep_gram`` (its own interpolation code, its own model construction), which is what makes it a reference.
+``pep.gram`` (its own interpolation code, its own model construction), which is what makes it a reference.
 Solved by cvxpy with Clarabel unless told otherwise (PEPit's own default without MOSEK is SCS).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 
 from unfoldkit.theory.bound import Metric
-from unfoldkit.theory.pep_problem import PepSolution, PepSpec
+from unfoldkit.theory.pep.problem import PepSolution, PepSpec
 
 _ACCEPTED = ("optimal", "optimal_inaccurate", "unbounded", "unbounded_inaccurate")
 
@@ -49,8 +49,8 @@ def solve_pepit(spec: PepSpec, solver: str | None = None) -> PepSolution:
 def _solve_pepit_once(spec: PepSpec, solver: str) -> PepSolution:
     """One PEPit solve with the cvxpy solver ``solver``.
 
-    Same methods, classes, metrics and initial conditions as ``pep_gram.solve_gram`` (see
-    ``pep_problem``), written with PEPit's SmoothConvexFunction / SmoothStronglyConvexFunction (F_{mu,L}),
+    Same methods, classes, metrics and initial conditions as ``pep.gram.solve_gram`` (see
+    ``pep.problem``), written with PEPit's SmoothConvexFunction / SmoothStronglyConvexFunction (F_{mu,L}),
     ConvexFunction (h) and ``proximal_step``; the constants are used as given (no normalization).
     ``value`` is PEPit's dual (certified) value; ``duality_gap`` compares it with the primal value.
     Raises RuntimeError naming the solver when the SDP fails (solver error, infeasible, no value).

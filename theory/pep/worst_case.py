@@ -6,9 +6,9 @@ one step per layer) goes in; a ``Bound`` comes out whose ``values[i]`` is the ex
 
     sup { metric(x_N) : f in F_{mu,L} [, h closed convex], x_0 with ||x_0 - x*|| <= R }   (or F(x_0) - F* <= D)
 
-Two engines compute the same number: ``"gram"`` (our cvxpy Gram-matrix SDP, ``pep_gram``) and ``"pepit"``
-(PEPit, the reference, ``pep_pepit``). Methods, classes, metrics and the meaning of tau_k != gamma_k are in
-``pep_problem``; comparison with classical schedules and growth flags in ``pep_compare``.
+Two engines compute the same number: ``"gram"`` (our cvxpy Gram-matrix SDP, ``pep.gram``) and ``"pepit"``
+(PEPit, the reference, ``pep.pepit``). Methods, classes, metrics and the meaning of tau_k != gamma_k are in
+``pep.problem``; comparison with classical schedules and growth flags in ``pep.compare``.
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import numpy as np
 
 from unfoldkit.theory.bound import Assumption, Bound, Metric
 from unfoldkit.theory.conditions import positive_constant
-from unfoldkit.theory.pep_gram import CERTIFICATE_TOL, solve_gram
-from unfoldkit.theory.pep_pepit import solve_pepit
-from unfoldkit.theory.pep_problem import PepSolution, PepSpec, initial_worst_case, make_spec
+from unfoldkit.theory.pep.gram import CERTIFICATE_TOL, solve_gram
+from unfoldkit.theory.pep.pepit import solve_pepit
+from unfoldkit.theory.pep.problem import PepSolution, PepSpec, initial_worst_case, make_spec
 
 ENGINES = ("gram", "pepit")
 PEP_THEOREM = "exact worst case by performance estimation (Gram-matrix SDP), per layer"
@@ -37,7 +37,7 @@ def solve_pep(spec: PepSpec, engine: str = "gram", solver: str | None = None) ->
     degenerate: often unbounded or unattained).
 
     ``solver``: a cvxpy solver name ("CLARABEL", "SCS"), None for Clarabel with SCS as fallback, or "auto"
-    (gram engine: SCS first for large Gram matrices, see ``pep_gram.solve_gram``).
+    (gram engine: SCS first for large Gram matrices, see ``pep.gram.solve_gram``).
     Raises ValueError for an unknown engine and RuntimeError (naming the solvers) when the SDP fails.
     """
     if engine in ENGINES and spec.num_layers == 0:
@@ -124,7 +124,7 @@ def pep_worst_case(steps: Any, *, L: float, mu: float = 0.0, method: str = "gd",
     For N in ``layers`` ("all": 0..K, "final": K only, or a set of layer counts), the value is
         sup metric(x_N)  over f in F_{mu,L} (h closed convex for "pgm"/"fista") and x_0 with
         ||x_0 - x*||^2 <= R^2 (initial="distance") or F(x_0) - F* <= initial_gap (initial="function"),
-    for the method (see ``pep_problem``): "gd" x+ = x - gamma_k grad f(x); "pgm" (ISTA) x+ = prox_{tau_k h}(x -
+    for the method (see ``pep.problem``): "gd" x+ = x - gamma_k grad f(x); "pgm" (ISTA) x+ = prox_{tau_k h}(x -
     gamma_k grad f(x)); "agd"/"fista" the same from y_k = x_k + beta_k (x_k - x_{k-1}). Metrics
     ``Metric.OBJECTIVE_GAP``, ``SQ_DISTANCE`` (or ``DISTANCE``, its square root), ``SQ_GRAD_NORM`` (smooth only).
     +inf where the worst case is unbounded. Exact (tight) over the class: Drori & Teboulle 2014; Taylor,

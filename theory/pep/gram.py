@@ -47,7 +47,7 @@ import cvxpy as cp
 import numpy as np
 
 from unfoldkit.theory.bound import Metric
-from unfoldkit.theory.pep_problem import PepSolution, PepSpec
+from unfoldkit.theory.pep.problem import PepSolution, PepSpec
 
 #: solvers tried in order when none is named; the first that reaches an accepted status is used
 DEFAULT_SOLVERS = ("CLARABEL", "SCS")

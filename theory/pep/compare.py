@@ -22,8 +22,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from unfoldkit.theory.bound import Bound, Metric
-from unfoldkit.theory.pep import pep_bound
-from unfoldkit.theory.pep_problem import COMPOSITE_METHODS, MOMENTUM_METHODS, make_spec
+from unfoldkit.theory.pep.problem import COMPOSITE_METHODS, MOMENTUM_METHODS, make_spec
+from unfoldkit.theory.pep.worst_case import pep_bound
 from unfoldkit.unrolled.steps import fista_momentum
 from unfoldkit.unrolled.validation import positive_int, positive_real
 

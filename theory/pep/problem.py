@@ -15,7 +15,7 @@ then converges (if at all) to argmin f + c h, not to x* = argmin F = f + h, agai
 measured. Metrics at x_N: F(x_N) - F*, ||x_N - x*||^2 (or ||x_N - x*||) and ||grad f(x_N)||^2 (smooth only);
 the initial condition is ||x_0 - x*||^2 <= R^2 or F(x_0) - F* <= initial_gap.
 
-Both engines (``pep_gram``: our Gram-matrix SDP; ``pep_pepit``: PEPit) solve the same spec. The worst case
+Both engines (``pep.gram``: our Gram-matrix SDP; ``pep.pepit``: PEPit) solve the same spec. The worst case
 scales exactly with L, R and initial_gap (change of variables x = s x~, f = L s^2 f~), so the Gram engine solves
 the normalized problem (L = 1, unit initial quantity) and multiplies by ``PepSpec.scale``.
 """
