@@ -1,0 +1,149 @@
+"""`unfoldkit train MODEL`: train an unfolded model on a problem family and write model.pt, checkpoint.pt and
+history.json (docs/training.md)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from unfoldkit.experiments.arguments import float_list, json_key_values, nonneg_int, positive_int
+
+NAME = "train"
+HELP = "train an unfolded model on a problem family"
+
+_SCHEMES = ("end-to-end", "multi-loss", "layer-wise", "unsupervised")
+#: problem options of `train` and the problem families they apply to
+_PROBLEM_OPTIONS = {"sparsity": ("sparse",), "lam": ("sparse",), "kappa": ("least-squares",),
+                    "m": ("sparse", "least-squares"), "n": ("sparse", "least-squares"),
+                    "snr_db": ("sparse", "least-squares")}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """The `train` subcommand: problem, model, training and output options (docs/training.md)."""
+    p = subparsers.add_parser(
+        NAME, help=HELP,
+        description="Train an unfolded model and write DIR/model.pt (the trained model: tensors plus JSON "
+                    "metadata, loadable with unfoldkit.unrolled.training.load_model), DIR/checkpoint.pt "
+                    "(resumable trainer state) and DIR/history.json (per-epoch, per-layer NMSE), atomically.")
+    p.add_argument("model", metavar="MODEL", help="architecture family (a key of unfoldkit.unrolled.models.MODELS)")
+    g = p.add_argument_group("problem")
+    g.add_argument("--problem", choices=("sparse", "least-squares"), default="sparse",
+                   help="problem family (default sparse: LASSO / sparse recovery)")
+    g.add_argument("--m", type=positive_int, default=None, help="observation dimension (default: the family's)")
+    g.add_argument("--n", type=positive_int, default=None, help="signal dimension (default: the family's)")
+    g.add_argument("--sparsity", type=float, default=None, help="sparse: probability of a non-zero (default 0.1)")
+    g.add_argument("--snr-db", type=float, default=None, help="noise level in dB (default: noiseless)")
+    g.add_argument("--lam", type=float, default=None, help="sparse: l1 weight lam (default 0.1)")
+    g.add_argument("--kappa", type=float, default=None, help="least-squares: condition number (default 10)")
+    g.add_argument("--problem-seed", type=nonneg_int, default=0, help="seed that draws the matrix A (default 0)")
+    g = p.add_argument_group("model")
+    g.add_argument("--layers", type=positive_int, default=16, metavar="K", help="number of layers K (default 16)")
+    g.add_argument("--float64", action="store_true", help="train in float64 (default float32)")
+    g.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra constructor argument of the model, VALUE in JSON (repeatable)")
+    g = p.add_argument_group("training")
+    g.add_argument("--scheme", choices=_SCHEMES, default="end-to-end", help="training scheme (default end-to-end)")
+    g.add_argument("--loss", choices=("nmse", "mse"), default=None, help="per-layer loss (default nmse)")
+    g.add_argument("--weights", default=None, metavar="W1,...,WK", help="multi-loss: layer weights (default 1/K)")
+    g.add_argument("--lr-decay", default=None, metavar="D1,D2",
+                   help="layer-wise: fine-tuning learning-rate factors (default 0.2,0.02)")
+    g.add_argument("--layer-decay", type=float, default=None,
+                   help="layer-wise: factor on earlier layers' learning rate after each layer (default 0.3)")
+    g.add_argument("--epochs", type=positive_int, default=20, help="epochs (per stage for layer-wise; default 20)")
+    g.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    g.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default 64)")
+    g.add_argument("--steps-per-epoch", type=positive_int, default=50, help="steps per epoch with fresh batches (default 50)")
+    g.add_argument("--train-size", type=positive_int, default=None,
+                   help="use a fixed training set of this size (default: fresh batches every step)")
+    g.add_argument("--val-size", type=positive_int, default=1000, help="size of the fixed validation set (default 1000)")
+    g.add_argument("--patience", type=positive_int, default=None, help="early stopping patience in epochs (default: off)")
+    g.add_argument("--lr-schedule", choices=("constant", "step", "exponential", "cosine"), default="constant",
+                   help="learning-rate schedule within a stage (default constant)")
+    g.add_argument("--lr-gamma", type=float, default=0.5, help="decay factor of the step/exponential schedules")
+    g.add_argument("--lr-step", type=positive_int, default=10, help="epochs between decays of the step schedule")
+    g.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="optimizer (default adam)")
+    g.add_argument("--momentum", type=float, default=0.0, help="sgd momentum (default 0)")
+    g.add_argument("--grad-clip", type=float, default=None, help="clip the global gradient norm (default: off)")
+    g.add_argument("--seed", type=nonneg_int, default=0, help="training seed: data, shuffling, model init (default 0)")
+    g.add_argument("--device", default="cpu", help="cpu (default) or cuda[:index]")
+    g.add_argument("--threads", type=positive_int, default=None,
+                   help="torch and BLAS threads while training (default: unchanged; 1 is often fastest on 2 cores)")
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default="results/train", metavar="DIR", help="output folder (default results/train)")
+    g.add_argument("--checkpoint-every", type=positive_int, default=1, help="save a checkpoint every N epochs (default 1)")
+    g.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt if it exists (bit-exact)")
+    g.add_argument("--stop-after", type=positive_int, default=None, metavar="N",
+                   help="pause after N epochs of the whole run (a checkpoint; --resume continues)")
+    g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the problem and the model, train, and write model.pt, checkpoint.pt and history.json."""
+    import torch
+
+    from unfoldkit.experiments.io import write_json
+    from unfoldkit.unrolled.problems import make_problem
+    from unfoldkit.unrolled.training import save_checkpoint, train
+
+    try:
+        from unfoldkit.unrolled.models import MODELS
+    except ImportError:
+        MODELS = {}
+    if args.model not in MODELS:
+        raise ValueError(f"unknown model {args.model!r}; known: {', '.join(sorted(MODELS)) or 'none'}")
+    params: dict = {"seed": args.problem_seed}
+    for key, families in _PROBLEM_OPTIONS.items():
+        value = getattr(args, key)
+        if value is None:
+            continue
+        if args.problem not in families:
+            raise ValueError(f"--{key.replace('_', '-')} does not apply to --problem {args.problem}")
+        params[key] = value
+    problem = make_problem(args.problem, **params)
+    scheme_options: dict = {}
+    if args.loss is not None:
+        scheme_options["loss"] = args.loss
+    if args.weights is not None:
+        scheme_options["weights"] = float_list("--weights", args.weights)
+    if args.lr_decay is not None:
+        scheme_options["lr_decay"] = float_list("--lr-decay", args.lr_decay)
+    if args.layer_decay is not None:
+        scheme_options["layer_decay"] = args.layer_decay
+    dtype = torch.float64 if args.float64 else torch.float32
+    model_args = json_key_values("--model-arg", args.model_arg)
+    if args.device != "cpu" and args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: CUDA is not available")
+    torch.manual_seed(args.seed)
+    try:
+        model = MODELS[args.model](problem, num_layers=args.layers, dtype=dtype, **model_args)
+    except TypeError as err:
+        raise ValueError(f"cannot build {args.model} with {model_args}: {err}") from None
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = train(model, problem, args.scheme, resume=args.resume, epochs=args.epochs, lr=args.lr,
+                   batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch, train_size=args.train_size,
+                   val_size=args.val_size, patience=args.patience, lr_schedule=args.lr_schedule,
+                   lr_gamma=args.lr_gamma, lr_step=args.lr_step, optimizer=args.optimizer, momentum=args.momentum,
+                   grad_clip=args.grad_clip, seed=args.seed, device=args.device, threads=args.threads,
+                   stop_after=args.stop_after, checkpoint_dir=str(out), checkpoint_every=args.checkpoint_every,
+                   progress=not args.no_progress, **scheme_options)
+    summary = result.to_dict()
+    training = {"scheme": result.scheme, "scheme_settings": result.scheme_settings, "settings": result.settings,
+                "epochs_run": result.epochs_run, "best_val_nmse_db": result.best_val_nmse_db,
+                "final_val_nmse_db": result.final_val_nmse_db}
+    paths = [save_checkpoint(out / "model.pt", result.model, problem=problem, training=training, seed=args.seed),
+             result.checkpoint_path, write_json(out / "history.json", summary)]
+    initial = result.history[0]["val_nmse_db"]
+    final = result.final_val_nmse_db
+    print(f"train {args.model} (K={args.layers}) on {problem!r}: {args.scheme}, {result.epochs_run} epochs"
+          f"{' (stopped early)' if result.stopped_early else ''}"
+          f"{' (paused: --resume continues)' if result.paused else ''}, {result.wall_time_s:.1f} s")
+    if initial is not None and final is not None:
+        print(f"  validation NMSE of x_K: {initial[-1]:.2f} dB -> {final[-1]:.2f} dB "
+              f"(best {result.best_val_nmse_db:.2f} dB)")
+    else:
+        print(f"  validation objective F(x_K): {result.history[0]['val_objective'][-1]:.6g} -> "
+              f"{result.final_val_objective[-1]:.6g}")
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
