@@ -55,7 +55,7 @@ def test_alista_iterates_meet_the_certified_bound(m, ratio, seed, B, gamma_frac,
     thetas = lista.certified_thresholds(mu, s, B, K, gammas, sigma, c_w)
     bound = lista.alista_bound(mu, s, B, gammas, weight="frobenius", thresholds=thetas,
                                delta=float(np.max(np.abs(1 - np.sum(W * p.A, axis=0)))), sigma=sigma, c_w=c_w)
-    assert bound.holds, bound.summary()
+    assert bound.assumptions_hold, bound.summary()
     traj = run_alista(p, y, W, gammas, thetas)
     err = (traj - batch.x).norm(dim=-1).numpy()          # (K+1, B) l2 errors
     assert np.all(err <= bound.values[:, None] * (1 + 1e-9)), (err.max(axis=1), bound.values)
@@ -74,7 +74,7 @@ def test_closed_form_matches_recursion_noiseless():
     np.testing.assert_allclose(b.values, closed, rtol=1e-12)
     cp = lista.lista_cp_bound(mu, s, B, 4)
     np.testing.assert_allclose(cp.values, s * B * ((2 * s - 1) * mu) ** np.arange(5), rtol=1e-12)
-    assert cp.holds and cp.status == "confirmed"
+    assert cp.assumptions_hold and cp.status == "confirmed"
 
 
 def test_where_the_theorem_stops():
@@ -84,22 +84,22 @@ def test_where_the_theorem_stops():
     mu = generalized_coherence(W, p.A)
     assert 0.15 < mu < 0.3  # the digest's measurement: about 0.2 for this family
     b = lista.lista_cp_bound(mu, 50, 1.0, 16, weight="frobenius")
-    assert not b.holds and np.all(np.isnan(b.values))
+    assert not b.assumptions_hold and np.all(np.isnan(b.values))
     (fail,) = b.failed
     assert fail.measured == 50 and "s <" in fail.required
     assert lista.sparsity_limit(mu) < 4  # "allows only about 3 nonzeros"
-    assert lista.lista_cp_bound(mu, 2, 1.0, 16).holds
+    assert lista.lista_cp_bound(mu, 2, 1.0, 16).assumptions_hold
 
 
 def test_breaking_assumptions_is_reported():
     mu, s = 0.1, 3
     hi = lista.alista_step_range(mu, s)
-    assert not lista.alista_bound(mu, s, 1.0, np.array([1.0, hi * 1.01])).holds
+    assert not lista.alista_bound(mu, s, 1.0, np.array([1.0, hi * 1.01])).assumptions_hold
     th = lista.certified_thresholds(mu, s, 1.0, 4)
     small = th * 0.5
     b = lista.alista_bound(mu, s, 1.0, np.ones(4), thresholds=small)
-    assert not b.holds and any("threshold" in a.name for a in b.failed)
-    assert not lista.alista_bound(mu, s, 1.0, np.ones(4), delta=0.1).holds
+    assert not b.assumptions_hold and any("threshold" in a.name for a in b.failed)
+    assert not lista.alista_bound(mu, s, 1.0, np.ones(4), delta=0.1).assumptions_hold
     e, ok = lista.layer_recursion(np.full(4, mu), 0.0, small, s, 1.0)
     assert not ok[0] and np.isnan(e[1:]).all()
 
@@ -118,10 +118,10 @@ def test_model_recursion_bound_for_trained_weights():
     deltas = np.array([0.1, 0.05, 0.0])
     e, _ = lista.layer_recursion(mus, deltas, np.full(3, 10.0), 2, 1.0)
     b = lista.model_recursion_bound(mus, deltas, np.full(3, 10.0), 2, 1.0)
-    assert b.holds and np.allclose(b.values, e)
+    assert b.assumptions_hold and np.allclose(b.values, e)
     assert b.extra["contraction"]["holds"] is True
     tiny = lista.model_recursion_bound(mus, deltas, np.full(3, 1e-6), 2, 1.0)
-    assert not tiny.holds
+    assert not tiny.assumptions_hold
 
 
 def test_weight_constants_and_fit():

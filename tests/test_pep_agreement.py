@@ -42,7 +42,7 @@ def test_gram_matches_pepit_per_layer(name):
     np.testing.assert_array_equal(ours.iterations, np.arange(6))
     rel = _relative(ours.values[1:], ref.values[1:])
     assert np.all(rel <= RTOL), (name, ours.values, ref.values, rel)
-    assert ours.holds and ref.extra["engine"] == "pepit"
+    assert ours.assumptions_hold and ref.extra["engine"] == "pepit"
 
 
 def test_mismatched_prox_step_is_unbounded_in_both_engines():

@@ -77,7 +77,7 @@ def test_bad_engine_and_layers():
 # ----------------------------------------------------------------------------------------------- provenance
 def test_bound_is_data_with_provenance():
     b = pep_worst_case(np.array([1.0, 1.2, 0.8]), L=1.0, layers="all")
-    assert isinstance(b, Bound) and b.status == "confirmed" and b.tight and b.holds
+    assert isinstance(b, Bound) and b.status == "confirmed" and b.tight and b.assumptions_hold
     assert b.metric == Metric.OBJECTIVE_GAP and b.source == PEP_SOURCE
     assert "Thm 4 in Math. Prog. 161" in b.source and "Drori & Teboulle 2014" in b.source
     np.testing.assert_array_equal(b.iterations, [0, 1, 2, 3])

@@ -26,7 +26,7 @@ def test_gd_step_h_over_L(h):
     N = 3
     pep = pep_worst_case(np.full(N, h / L), L=L, R=R)
     ref = gd_convex_tight(L, R, N, step=h / L)
-    assert ref.holds
+    assert ref.assumptions_hold
     np.testing.assert_allclose(pep.values, ref.values, rtol=RTOL)
 
 
@@ -43,7 +43,7 @@ def test_ista_is_r2_over_4_gamma_n(h):
     N = 4
     pep = pep_worst_case(np.full(N, h / L), L=L, R=R, method="pgm")
     ref = ista_convex_tight(L, R, N, step=h / L)
-    assert ref.holds
+    assert ref.assumptions_hold
     assert np.isinf(pep.values[0]) and np.isinf(ref.values[0])
     np.testing.assert_allclose(pep.values[1:], ref.values[1:], rtol=RTOL)
 
@@ -56,7 +56,7 @@ def test_strongly_convex_distance_contraction(method, step_factor):
     gamma = 2.0 / (L + mu) if step_factor == "2/(L+mu)" else step_factor / L
     pep = pep_worst_case(np.full(N, gamma), L=L, mu=mu, R=R, method=method, metric=Metric.SQ_DISTANCE)
     ref = gd_strongly_convex(L, mu, R, N, step=gamma)
-    assert ref.holds
+    assert ref.assumptions_hold
     np.testing.assert_allclose(pep.values, ref.values**2, rtol=RTOL)
     dist = pep_worst_case(np.full(N, gamma), L=L, mu=mu, R=R, method=method, metric=Metric.DISTANCE, layers="final")
     np.testing.assert_allclose(dist.values, ref.values[-1:], rtol=RTOL)

@@ -212,7 +212,7 @@ def test_worst_case_of_a_constant_step_is_the_closed_form(h, kappa, L, k):
     b = qs.quadratic_worst_case(np.full(k, gamma), mu, L)
     q = max(abs(1 - gamma * mu), abs(1 - gamma * L))
     np.testing.assert_allclose(b.values, q ** np.arange(k + 1), rtol=1e-12, atol=0)
-    assert b.holds and b.tight and b.metric == Metric.DISTANCE and b.status == "derived"
+    assert b.assumptions_hold and b.tight and b.metric == Metric.DISTANCE and b.status == "derived"
     assert b.extra["exact"] is True and len(b.extra["argmax_lambda"]) == k + 1
 
 
@@ -240,7 +240,7 @@ def test_worst_case_dominates_measured_gd_trajectories(problem, data, seed):
         h[data.draw(st.integers(0, k - 1))] = data.draw(st.floats(2.5, problem.kappa_param))
     steps = h / L
     bound = qs.quadratic_worst_case(steps, mu, L)
-    assert bound.holds
+    assert bound.assumptions_hold
     tol = 1e-11 * _amplification(steps, mu, L)
     y = problem.sample(4, rng=seed).y
     x_star = problem.reference(y).x.numpy()
@@ -261,7 +261,7 @@ def test_momentum_worst_case_is_a_grid_value_below_its_markov_upper_bound(proble
     mu, L = problem.L / problem.kappa_param, problem.L
     steps, beta = np.full(k, h / L), fista_momentum(k)
     b = qs.quadratic_worst_case(steps, mu, L, momentum=beta)
-    assert b.holds and not b.tight and b.extra["exact"] is False and "GRID" in b.theorem
+    assert b.assumptions_hold and not b.tight and b.extra["exact"] is False and "GRID" in b.theorem
     upper = np.asarray(b.extra["markov_upper"])
     # (1e-13 absolute: the recurrence (1 + beta) p_k - beta p_{k-1} cancels, round-off ~ u max_j |p_j|)
     assert np.all(b.values <= upper) and np.all(b.values >= np.asarray(b.extra["minimax_value"]) * (1 - 1e-12) - 1e-13)
@@ -310,10 +310,10 @@ def test_worst_case_is_attained_by_an_eigenvector(kind):
 def test_worst_case_provenance_assumptions_and_inputs():
     steps = qs.chebyshev_steps(16, 0.01, 1.0)
     b = theory.quadratic_worst_case(steps, 0.01, 1.0)
-    assert isinstance(b, Bound) and b.name == "quadratic-worst-case-gd" and b.holds and b.tight
+    assert isinstance(b, Bound) and b.name == "quadratic-worst-case-gd" and b.assumptions_hold and b.tight
     assert b.values[0] == 1.0 and b.at(16) == pytest.approx(qs.minimax_value(16, 0.01, 1.0), rel=1e-9)
     assert "derived" in b.source and "Young 1953" in b.source and "pep_worst_case" in b.notes
-    assert b.to_dict()["holds"] is True
+    assert b.to_dict()["assumptions_hold"] is True
     # every layer is at least the minimax value of its degree, and dominates the grid maximum
     grid = qs.spectrum_grid(0.01, 1.0, 16, 2001)
     gmax = np.max(np.abs(qs.gd_residual(steps, grid)), axis=1)
@@ -325,7 +325,7 @@ def test_worst_case_provenance_assumptions_and_inputs():
     # failed assumptions: NaN values, never a number
     for args in (([1.0, math.nan], 0.01, 1.0), ([1.0], 2.0, 1.0), ([1.0], 0.0, 1.0), ([1.0], 0.1, math.inf)):
         bad = qs.quadratic_worst_case(*args)
-        assert not bad.holds and bad.failed and np.all(np.isnan(bad.values))
+        assert not bad.assumptions_hold and bad.failed and np.all(np.isnan(bad.values))
     bad = qs.quadratic_worst_case([1.0, 1.0], 0.01, 1.0, momentum=[0.0, math.inf])
     assert [a.name for a in bad.failed] == ["momentum finite"] and np.all(np.isnan(bad.values))
     # structural errors raise

@@ -13,7 +13,7 @@ def test_drori_teboulle_values():
     b = rates.gd_convex_tight(1.0, 1.0, 5)
     # L R^2 / (4N + 2): 1/6, 1/10, 1/14, 1/18, 1/22 (the PEP values of the reference digest)
     np.testing.assert_allclose(b.values[1:], [1 / 6, 1 / 10, 1 / 14, 1 / 18, 1 / 22], rtol=1e-15)
-    assert b.values[0] == 0.5 and b.tight and b.holds
+    assert b.values[0] == 0.5 and b.tight and b.assumptions_hold
     half = rates.gd_convex_tight(2.0, 3.0, 4, step=0.25)  # h = 0.5
     assert half.at(4) == pytest.approx(2.0 * 9.0 / (4 * 4 * 0.5 + 2))
 
@@ -50,19 +50,19 @@ def test_per_instance_radii_broadcast():
 
 def test_failed_assumption_blanks_the_bound():
     b = rates.gd_convex_tight(1.0, 1.0, 5, step=1.5)
-    assert not b.holds and np.all(np.isnan(b.values))
+    assert not b.assumptions_hold and np.all(np.isnan(b.values))
     (failed,) = b.failed
     assert failed.measured == pytest.approx(1.5) and "gamma L <= 1" in failed.required
     assert "assumption fails" in b.summary()
     sc = rates.gd_strongly_convex(1.0, 0.1, 1.0, 3, step=2.0)  # gamma = 2/L is not < 2/L
-    assert not sc.holds
+    assert not sc.assumptions_hold
     bad_mu = rates.gd_strongly_convex(1.0, 2.0, 1.0, 3)
-    assert not bad_mu.holds
+    assert not bad_mu.assumptions_hold
 
 
 def test_step_exactly_one_over_L_is_accepted_despite_rounding():
     L = 3.0000000000000004
-    assert rates.gd_convex_tight(L, 1.0, 2, step=1 / L).holds
+    assert rates.gd_convex_tight(L, 1.0, 2, step=1 / L).assumptions_hold
 
 
 @pytest.mark.parametrize("args", [(0.0, 1.0, 3), (1.0, -1.0, 3), (1.0, 1.0, -2), (1.0, float("nan"), 2)])

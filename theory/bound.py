@@ -88,9 +88,18 @@ class Bound:
         return cls(name, np.asarray(iterations, dtype=np.int64), vals, metric, theorem, source, status,
                    tuple(assumptions), tight, notes, dict(extra or {}))
 
+    def with_assumptions(self, *more: Assumption, values: np.ndarray | None = None) -> "Bound":
+        """This bound with more checked assumptions and optionally new values (e.g. rescaled per instance,
+        shape (len(iterations), B)); the values are blanked (NaN) when any assumption fails."""
+        return Bound.build(self.name, self.iterations, self.values if values is None else values,
+                           metric=self.metric, theorem=self.theorem, source=self.source, status=self.status,
+                           assumptions=self.assumptions + tuple(more), tight=self.tight, notes=self.notes,
+                           extra=self.extra)
+
     @property
-    def holds(self) -> bool:
-        """True when every assumption was checked and holds."""
+    def assumptions_hold(self) -> bool:
+        """True when every assumption was checked and holds (the bound then applies; whether a measurement
+        stays under it is a ``proofs_check`` verdict)."""
         return all(a.holds is True for a in self.assumptions)
 
     @property
@@ -107,7 +116,7 @@ class Bound:
 
     def summary(self) -> str:
         """One line: name, theorem and source, and the state of its assumptions."""
-        if self.holds:
+        if self.assumptions_hold:
             state = "all assumptions hold"
         elif self.failed:
             state = "assumption fails: " + "; ".join(str(a) for a in self.failed)
@@ -128,7 +137,8 @@ class Bound:
 
         return {
             "name": self.name, "metric": self.metric, "theorem": self.theorem, "source": self.source,
-            "status": self.status, "tight": self.tight, "notes": self.notes, "holds": self.holds,
+            "status": self.status, "tight": self.tight, "notes": self.notes,
+            "assumptions_hold": self.assumptions_hold,
             "assumptions": [a.to_dict() for a in self.assumptions],
             "iterations": self.iterations.tolist(), "values": clean(self.values.tolist()),
         }

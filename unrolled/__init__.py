@@ -11,7 +11,8 @@ from unfoldkit.unrolled.problems import (
     WorstCaseHuber,
     make_problem,
 )
-from unfoldkit.unrolled.solvers import Trajectory, run_admm, run_fista, run_gd, run_ista
+from unfoldkit.unrolled.solvers import run_admm, run_fista, run_gd, run_ista
+from unfoldkit.unrolled.trajectory import Trajectory
 
 __all__ = [
     "LeastSquares",

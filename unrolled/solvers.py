@@ -1,17 +1,16 @@
 """Classical solvers: the step functions of ``steps.py`` iterated with fixed (or scheduled) parameters.
 
-Each ``run_*`` returns a Trajectory holding every iterate x_0, ..., x_K, because theory speaks per
+Each ``run_*`` returns a ``Trajectory`` (``trajectory.py``, the type unfolded models return too) holding every iterate x_0, ..., x_K, because theory speaks per
 iteration. ``step`` is a float or a length-K schedule (one value per iteration, e.g. a learned one).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from unfoldkit.unrolled.problems.base import Problem, Reference
+from unfoldkit.unrolled.problems.base import Problem
 from unfoldkit.unrolled.problems.linear import LinearInverseProblem
 from unfoldkit.unrolled.problems.sparse import SparseRecovery
 from unfoldkit.unrolled.steps import (
@@ -21,38 +20,8 @@ from unfoldkit.unrolled.steps import (
     gradient_step,
     proximal_gradient_step,
 )
+from unfoldkit.unrolled.trajectory import Trajectory
 from unfoldkit.unrolled.validation import batch_tensor, nonnegative_int, positive_real, step_schedule
-
-
-@dataclass
-class Trajectory:
-    """Iterates of shape (K+1, B, n): index k holds x_k for the whole batch (x_0 first)."""
-
-    iterates: torch.Tensor
-    algorithm: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def num_steps(self) -> int:
-        return self.iterates.shape[0] - 1
-
-    @property
-    def final(self) -> torch.Tensor:
-        return self.iterates[-1]
-
-    def objective(self, problem: Problem, y: torch.Tensor) -> torch.Tensor:
-        """F(x_k; y) for every k and batch row, shape (K+1, B)."""
-        k1, b, n = self.iterates.shape
-        flat = self.iterates.reshape(k1 * b, n)
-        return problem.objective(flat, y.repeat(k1, 1)).reshape(k1, b)
-
-    def objective_gap(self, problem: Problem, y: torch.Tensor, reference: Reference) -> torch.Tensor:
-        """F(x_k) - F(x_ref), shape (K+1, B): a lower bound on F(x_k) - F*, off by at most reference.gap."""
-        return self.objective(problem, y) - reference.objective.to(self.iterates.dtype)
-
-    def distance(self, x_star: torch.Tensor) -> torch.Tensor:
-        """||x_k - x*||_2, shape (K+1, B)."""
-        return (self.iterates - x_star.to(self.iterates.dtype)).norm(dim=-1)
 
 
 def _start(problem: Problem, y: torch.Tensor, x0: torch.Tensor | None) -> torch.Tensor:
@@ -133,7 +102,7 @@ def run_admm(problem: SparseRecovery, y: torch.Tensor, num_steps: int, rho: Any 
     z = _start(problem, y, x0)
     u = torch.zeros_like(z)
     w, v = problem.gram_eigh
-    w_t, v_t = problem._tensor("gram_w", w, z), problem._tensor("gram_v", v, z)
+    w_t, v_t = problem.cached_tensor("gram_w", w, z), problem.cached_tensor("gram_v", v, z)
     aty = y @ problem.matrix(z)
     out = [z]
     for r in rhos:

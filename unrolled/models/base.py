@@ -3,6 +3,7 @@
 Contract (used by training, checkpoints, theory checks and reports):
 - ``forward(y, trajectory=False)``: y of shape (B, m) -> x_K of shape (B, n); with ``trajectory=True``
   the whole trajectory (K+1, B, n), x_0 first (theory speaks per layer).
+- ``trajectory(y)``: the same iterates as a ``Trajectory``, the record the classical solvers return.
 - ``config()``: JSON-serialisable constructor arguments (without the problem), so that
   ``MODELS[family](problem, **config)`` rebuilds the same architecture.
 - ``parameter_info()``: one ParamInfo per parameter tensor: its name, shape, whether it is learned, and
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from unfoldkit.unrolled.problems.base import Problem
+from unfoldkit.unrolled.trajectory import Trajectory
 from unfoldkit.unrolled.dtypes import DTYPE_NAMES, as_dtype
 from unfoldkit.unrolled.validation import positive_int
 
@@ -83,6 +85,15 @@ class UnfoldedModel(nn.Module, metaclass=ABCMeta):
             if out is not None:
                 out.append(self._readout(state))
         return torch.stack(out) if out is not None else self._readout(state)
+
+    def trajectory(self, y: torch.Tensor, *, grad: bool = False) -> Trajectory:
+        """Run the model on ``y`` (B, m) and return every layer's iterate as a ``Trajectory`` (K+1, B, n),
+        the type the classical solvers return, with ``algorithm`` = the family, ``kind`` = "model" and the
+        per-layer schedule as ``params``. Without ``grad`` it runs under ``torch.no_grad()``."""
+        with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+            iterates = self(y, trajectory=True)
+        params = {k: np.asarray(v, dtype=np.float64).tolist() for k, v in self.schedule().items()}
+        return Trajectory(iterates if grad else iterates.detach(), self.family, params, kind="model")
 
     def _check_input(self, y: torch.Tensor) -> torch.Tensor:
         """Validate y (shape (B, m), finite) and cast it to the model dtype; errors name model and problem."""

@@ -215,7 +215,7 @@ class AdmmUnfolded(UnfoldedModel):
     def _init_state(self, y: Tensor) -> tuple[Tensor, ...]:
         z = self.problem.initial_point(y)
         w, v = self.problem.gram_eigh
-        w_t, v_t = self.problem._tensor("gram_w", w, z), self.problem._tensor("gram_v", v, z)
+        w_t, v_t = self.problem.cached_tensor("gram_w", w, z), self.problem.cached_tensor("gram_v", v, z)
         return z, torch.zeros_like(z), y @ self.problem.matrix(z), w_t, v_t
 
     def _layer(self, k: int, state: tuple[Tensor, ...], y: Tensor) -> tuple[Tensor, ...]:

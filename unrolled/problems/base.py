@@ -147,7 +147,7 @@ class Problem(ABC):
     def check_y(self, y: torch.Tensor, name: str = "y") -> torch.Tensor:
         return batch_tensor(name, y, self.obs_dim)
 
-    def _tensor(self, key: str, array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    def cached_tensor(self, key: str, array: np.ndarray, like: torch.Tensor) -> torch.Tensor:
         """A cached torch copy of a float64 array in the dtype and device of ``like``."""
         k = (key, like.dtype, str(like.device))
         if k not in self._cache:

@@ -85,7 +85,7 @@ class LinearInverseProblem(Problem):
 
     def matrix(self, like: torch.Tensor) -> torch.Tensor:
         """A as a torch tensor in the dtype and device of ``like``."""
-        return self._tensor("A", self.A, like)
+        return self.cached_tensor("A", self.A, like)
 
     def smooth(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         r = x @ self.matrix(x).T - y
