@@ -1,5 +1,5 @@
 """Error metrics shared by training, figures and benchmarks: NMSE (torch, differentiable), dB, and the
-per-layer NMSE curve of a trajectory. NMSE = sum_b ||x_hat_b - x_b||^2 / sum_b ||x_b||^2 (batch ratio, as
+per-layer NMSE of a trajectory. NMSE = sum_b ||x_hat_b - x_b||^2 / sum_b ||x_b||^2 (batch ratio, as
 in Chen et al. 2018 and the ALISTA code)."""
 from __future__ import annotations
 
@@ -27,8 +27,36 @@ def to_db(value: float) -> float:
     return float("-inf") if value == 0 else float(10.0 * math.log10(value))
 
 
+class LayerNMSE:
+    """Per-layer NMSE of trajectories, accumulated over batches (the chunks of one set, or an epoch's batches).
+
+    ``add(iterates, x)`` takes a trajectory (K+1, B, n) and its ground truth (B, n) and adds
+    ``err[k] = sum_b ||x_k^b - x^b||^2`` and ``norm = sum_b ||x^b||^2``, computed in float64 (no gradient).
+    """
+
+    def __init__(self) -> None:
+        self.err: torch.Tensor | None = None
+        self.norm = 0.0
+
+    def add(self, iterates: torch.Tensor, x: torch.Tensor) -> LayerNMSE:
+        x = x.detach().to(iterates.device, torch.float64)
+        err = ((iterates.detach().double() - x) ** 2).sum(dim=(1, 2))
+        self.err = err if self.err is None else self.err + err
+        self.norm += float((x**2).sum())
+        return self
+
+    def nmse(self) -> list[float] | None:
+        """err[k] / norm for k = 0..K (nan when norm is 0), or None before the first ``add``."""
+        if self.err is None:
+            return None
+        return (self.err / self.norm).tolist() if self.norm > 0 else [float("nan")] * len(self.err)
+
+    def nmse_db(self) -> list[float] | None:
+        """``nmse()`` in dB (``to_db``)."""
+        values = self.nmse()
+        return None if values is None else [to_db(v) for v in values]
+
+
 def nmse_db_curve(iterates: torch.Tensor, x: torch.Tensor) -> np.ndarray:
     """Per-layer NMSE in dB of a trajectory (K+1, B, n) against x (B, n), sums accumulated in float64."""
-    err = ((iterates.double() - x.double().to(iterates.device)) ** 2).sum(dim=(1, 2)).cpu()
-    norm = float((x.double() ** 2).sum())
-    return np.array([to_db(float(e) / norm) for e in err])
+    return np.array(LayerNMSE().add(iterates, x).nmse_db())
