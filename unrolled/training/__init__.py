@@ -3,7 +3,9 @@
 - ``schemes``: end-to-end, multi-loss (deep supervision), layer-wise (greedy, LISTA-CPSS recipe),
   unsupervised (the problem's objective as loss); NMSE / MSE per-layer losses.
 - ``layers``: which parameters belong to which layer (``layer_parameters(model, k)``).
-- ``trainer``: ``train(model, problem, scheme=..., ...) -> TrainResult``, seeded, resumable.
+- ``trainer``: ``train(model, problem, scheme=..., ...) -> TrainResult``, seeded, resumable; its progress
+  is a ``run_state.RunState``.
+- ``evaluation``: ``evaluate(model, problem, batch)``, per-layer NMSE, NMSE dB and objective.
 - ``checkpoint``: tensors plus JSON metadata, atomic writes, ``torch.load(weights_only=True)`` only.
 See docs/training.md.
 """
@@ -17,6 +19,7 @@ from unfoldkit.unrolled.training.checkpoint import (
     save_checkpoint,
     tensor_digest,
 )
+from unfoldkit.unrolled.training.evaluation import evaluate
 from unfoldkit.unrolled.training.layers import LayerParam, describe_layers, layer_parameters, unassigned_parameters
 from unfoldkit.unrolled.training.schemes import (
     LOSSES,
@@ -39,7 +42,6 @@ from unfoldkit.unrolled.training.trainer import (
     TrainConfig,
     Trainer,
     TrainResult,
-    evaluate,
     resolve_device,
     train,
 )

@@ -7,9 +7,10 @@ a training step runs the model on a (B, m) batch of observations and its whole t
 Randomness: one seed feeds a numpy SeedSequence split into three independent streams: the fixed
 validation set, the training data (a fixed training set, or fresh batches drawn at every step), and a
 torch.Generator that shuffles a fixed training set. The trainer does not touch torch's global RNG.
-A checkpoint saved after an epoch holds the model, the optimizer state, both generators' states, the
-best parameters so far and the history, so ``resume=True`` continues an interrupted run bit-exactly on
-the same device (CPU runs are deterministic; CUDA ones are when its kernels are).
+Where a run stands is a ``RunState`` (``run_state.py``); a checkpoint saved after an epoch holds the model
+and that state (position, early-stopping counters, history, optimizer state, both generators' states, the
+stage's best parameters), so ``resume=True`` continues an interrupted run bit-exactly on the same device
+(CPU runs are deterministic; CUDA ones are when its kernels are). Metrics: ``evaluation.evaluate``.
 """
 from __future__ import annotations
 
@@ -27,15 +28,10 @@ from torch import nn
 from unfoldkit.unrolled.dtypes import DTYPE_NAMES, as_dtype
 from unfoldkit.unrolled.problems.base import Problem, ProblemBatch
 from unfoldkit.unrolled.resources import peak_memory
-from unfoldkit.unrolled.training.checkpoint import (
-    CheckpointError,
-    join_tensors,
-    load_checkpoint,
-    restore_state,
-    save_checkpoint,
-    split_tensors,
-)
-from unfoldkit.unrolled.metrics import to_db
+from unfoldkit.unrolled.metrics import LayerNMSE
+from unfoldkit.unrolled.training.checkpoint import CheckpointError, load_checkpoint, restore_state, save_checkpoint
+from unfoldkit.unrolled.training.evaluation import evaluate
+from unfoldkit.unrolled.training.run_state import RunState
 from unfoldkit.unrolled.training.schemes import Scheme, Stage, make_scheme
 from unfoldkit.unrolled.training.threads import limit_threads
 from unfoldkit.unrolled.validation import nonnegative_real, positive_int, positive_real
@@ -47,7 +43,6 @@ LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
 OPTIMIZERS = ("adam", "sgd")
 #: settings that may differ when resuming (they do not change the computed numbers on one device)
 RESUME_FREE = ("device", "checkpoint_dir", "checkpoint_every", "progress", "threads", "stop_after")
-_STATE_VERSION = 1
 
 
 # ---- configuration ---------------------------------------------------------------------------------
@@ -172,46 +167,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
     return dev
-
-
-# ---- evaluation ------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, problem: Problem, batch: ProblemBatch, batch_size: int = 1000) -> dict[str, Any]:
-    """Per-layer metrics of ``model`` on ``batch`` (evaluated in chunks of ``batch_size``).
-
-    Returns ``nmse`` and ``nmse_db``: lists over k = 0..K of sum_b ||x_k - x||^2 / sum_b ||x||^2 (None when
-    the batch has no ground truth), and ``objective``: the mean F(x_k; y) over the batch, k = 0..K.
-    Sums are accumulated in float64.
-    """
-    batch_size = positive_int("batch_size", batch_size)
-    was_training = model.training
-    model.eval()
-    err = obj = None
-    norm = 0.0
-    count = 0
-    try:
-        for start in range(0, len(batch), batch_size):
-            y = batch.y[start:start + batch_size]
-            traj = model(y, trajectory=True)
-            k1, b, n = traj.shape
-            f = problem.objective(traj.reshape(k1 * b, n), y.to(traj.dtype).repeat(k1, 1)).reshape(k1, b)
-            f = f.double().sum(dim=1)
-            obj = f if obj is None else obj + f
-            count += b
-            if batch.x is not None:
-                x = batch.x[start:start + batch_size].to(traj.dtype)
-                e = ((traj - x) ** 2).double().sum(dim=(1, 2))
-                err = e if err is None else err + e
-                norm += float((x.double() ** 2).sum())
-    finally:
-        model.train(was_training)
-    objective = (obj / count).tolist()
-    if err is None:
-        return {"nmse": None, "nmse_db": None, "objective": objective}
-    nmse = (err / norm).tolist() if norm > 0 else [float("nan")] * len(objective)
-    return {"nmse": nmse, "nmse_db": [to_db(v) for v in nmse], "objective": objective}
 
 
 # ---- result ----------------------------------------------------------------------------------------
@@ -352,6 +307,9 @@ class Trainer:
             group["lr"] = lr * spec.lr_mult
         return lr
 
+    def _validate(self) -> dict[str, Any]:
+        return evaluate(self.model, self.problem, self.val_batch, self.config.val_batch_size)
+
     def _monitor(self, ev: dict[str, Any], stage: Stage) -> float:
         if self.scheme.supervised:
             return float(ev["nmse_db"][stage.target_layer])
@@ -360,15 +318,129 @@ class Trainer:
     def _state_copy(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
-    # -- one epoch ----------------------------------------------------------------------------------
-    def _epoch(self, stage: Stage, opt: torch.optim.Optimizer, rows: list[tuple[nn.Parameter, torch.Tensor]],
-               epoch: int) -> tuple[float, list[float] | None]:
+    def _tick(self, state: RunState) -> None:
+        state.wall_time_s = self._wall_before + time.perf_counter() - self._start
+
+    # -- the run ----------------------------------------------------------------------------------
+    def fit(self, resume: bool = False, callback: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+        """Train; with ``resume=True`` continue from ``checkpoint_dir/checkpoint.pt`` if it exists.
+
+        ``callback(entry)`` is called after every epoch (after the checkpoint is written) with the
+        epoch's history entry. Raises ValueError on bad settings, CheckpointError on an unusable or
+        incompatible checkpoint, RuntimeError if the loss becomes NaN or infinite. Runs under
+        ``limit_threads(config.threads)``.
+        """
+        with limit_threads(self.config.threads):
+            return self._fit(resume, callback)
+
+    def _fit(self, resume: bool, callback: Callable[[dict[str, Any]], None] | None) -> TrainResult:
+        from tqdm.auto import tqdm
+
+        if resume and self.checkpoint_path is None:
+            raise ValueError("resume=True needs a checkpoint_dir")
+        if self.config.stop_after is not None and self.checkpoint_path is None:
+            raise ValueError("stop_after needs a checkpoint_dir (the paused run is continued from it)")
+        self._start = time.perf_counter()
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self._data(self._prepare_model())
+        stages = self.scheme.stages(self.model)
+        state = (self._restore(stages) if resume else None) or self._initial_state()
+        self._wall_before = float(state.wall_time_s)
+        bar = tqdm(total=len(stages) * self.config.epochs, initial=state.global_epoch, unit="epoch",
+                   desc=f"train {getattr(self.model, 'family', 'model')}", file=sys.stderr, leave=False,
+                   disable=not self.config.progress)
+        paused = False
+        try:
+            while not state.finished and state.stage_index < len(stages) and not paused:
+                paused = self._stage(stages, state, bar, callback)
+            if not state.finished:  # paused, or the last stage has just ended
+                ev = self._validate()
+                state.final = {"val_nmse_db": ev["nmse_db"], "val_objective": ev["objective"]}
+                if not paused:
+                    state.finished = True
+                    self._tick(state)
+                    self._save(stages, state, None)
+        finally:
+            bar.close()
+        self.model.eval()
+        return self._result(state, paused)
+
+    def _initial_state(self) -> RunState:
+        ev = self._validate()
+        return RunState(history=[{"epoch": 0, "stage": None, "stage_name": "initial", "target_layer": None, "lr": None,
+                                  "train_loss": None, "train_nmse_db": None, "val_nmse_db": ev["nmse_db"],
+                                  "val_objective": ev["objective"], "monitor": None, "improved": None, "time_s": 0.0}])
+
+    # -- one stage --------------------------------------------------------------------------------
+    def _stage(self, stages: list[Stage], state: RunState, bar: Any,
+               callback: Callable[[dict[str, Any]], None] | None) -> bool:
+        """Run the current stage (or the rest of it) to its end; True if the session pauses in it."""
+        cfg = self.config
+        stage = stages[state.stage_index]
+        opt, rows = self._optimizer(stage)
+        if state.epoch_in_stage == 0 and state.stage_start is None:
+            self._begin_stage(state, stage)
+        elif state.optimizer is not None:
+            opt.load_state_dict(state.optimizer)
+        state.optimizer = None
+        while state.epoch_in_stage < cfg.epochs and not state.stage_stopped:
+            entry = self._epoch(state, stage, opt, rows)
+            paused = self._pauses(state, len(stages))
+            if state.global_epoch % cfg.checkpoint_every == 0 or paused:
+                self._save(stages, state, opt)
+            bar.update(1)
+            bar.set_postfix_str(_postfix(stage, entry["monitor"], self.scheme.supervised))
+            if callback is not None:
+                callback(entry)
+            if paused:
+                return True
+        if cfg.restore_best and state.best is not None:
+            self.model.load_state_dict(state.best)
+        state.end_stage(stage.describe())
+        return False
+
+    def _begin_stage(self, state: RunState, stage: Stage) -> None:
+        state.stage_start = state.stage_best = self._monitor(self._validate(), stage)
+        state.stage_best_epoch = state.global_epoch
+        state.stage_bad = 0
+        state.best = self._state_copy() if self.config.restore_best else None
+
+    def _pauses(self, state: RunState, n_stages: int) -> bool:
+        """Whether the session stops here: stop_after is reached and epochs of the run remain."""
+        cfg = self.config
+        return cfg.stop_after is not None and state.global_epoch >= cfg.stop_after and (
+            state.epoch_in_stage < cfg.epochs and not state.stage_stopped or state.stage_index + 1 < n_stages)
+
+    # -- one epoch --------------------------------------------------------------------------------
+    def _epoch(self, state: RunState, stage: Stage, opt: torch.optim.Optimizer,
+               rows: list[tuple[nn.Parameter, torch.Tensor]]) -> dict[str, Any]:
+        """Train one epoch, validate, update early stopping; returns the epoch's history entry."""
+        t0 = time.perf_counter()
+        lr = self._set_lr(opt, stage, state.epoch_in_stage)
+        epoch = state.global_epoch + 1
+        train_loss, train_db = self._train_pass(stage, opt, rows, epoch)
+        ev = self._validate()
+        monitor = self._monitor(ev, stage)
+        improved = self._early_stopping(state, monitor, epoch)
+        state.epoch_in_stage += 1
+        state.global_epoch = epoch
+        entry = {"epoch": epoch, "stage": state.stage_index, "stage_name": stage.name,
+                 "target_layer": stage.target_layer, "lr": lr, "train_loss": train_loss,
+                 "train_nmse_db": train_db, "val_nmse_db": ev["nmse_db"], "val_objective": ev["objective"],
+                 "monitor": monitor, "improved": improved, "time_s": time.perf_counter() - t0}
+        state.history.append(entry)
+        self._tick(state)
+        return entry
+
+    def _train_pass(self, stage: Stage, opt: torch.optim.Optimizer, rows: list[tuple[nn.Parameter, torch.Tensor]],
+                    epoch: int) -> tuple[float, list[float] | None]:
+        """The optimizer steps of one epoch: mean loss and per-layer training NMSE (dB) over its batches."""
         cfg = self.config
         trainable = [spec.param for spec in stage.params]
         self.model.train()
         loss_sum, steps = 0.0, 0
-        err = None
-        norm = 0.0
+        errors = LayerNMSE()
         for step, batch in enumerate(self._batches()):
             opt.zero_grad(set_to_none=True)
             traj = self.model(batch.y, trajectory=True)
@@ -390,37 +462,56 @@ class Trainer:
             loss_sum += float(loss.detach())
             steps += 1
             if batch.x is not None:
-                with torch.no_grad():
-                    x = batch.x.to(traj.dtype)
-                    e = ((traj.detach() - x) ** 2).double().sum(dim=(1, 2))
-                    err = e if err is None else err + e
-                    norm += float((x.double() ** 2).sum())
-        train_db = None
-        if err is not None and norm > 0:
-            train_db = [to_db(v) for v in (err / norm).tolist()]
-        return loss_sum / max(steps, 1), train_db
+                errors.add(traj, batch.x)
+        return loss_sum / max(steps, 1), errors.nmse_db() if errors.norm > 0 else None
+
+    def _early_stopping(self, state: RunState, monitor: float, epoch: int) -> bool:
+        """Record the epoch's monitored value (best value and parameters, patience); True if it improved."""
+        cfg = self.config
+        improved = bool(monitor < state.stage_best - cfg.min_delta)
+        if improved:
+            state.stage_best, state.stage_best_epoch, state.stage_bad = monitor, epoch, 0
+            if cfg.restore_best:
+                state.best = self._state_copy()
+        else:
+            state.stage_bad += 1
+        if cfg.patience is not None and state.stage_bad >= cfg.patience:
+            state.stage_stopped = True
+        return improved
 
     # -- checkpoints -------------------------------------------------------------------------------
     def _training_meta(self, stages: list[Stage]) -> dict[str, Any]:
         return {"scheme": self.scheme.name, "scheme_settings": self.scheme.settings(),
                 "settings": self.config.settings(), "stages": [s.describe() for s in stages]}
 
-    def _save(self, stages: list[Stage], st: dict[str, Any], opt: torch.optim.Optimizer | None,
-              best: dict[str, torch.Tensor] | None) -> None:
+    def _save(self, stages: list[Stage], state: RunState, opt: torch.optim.Optimizer | None) -> None:
+        """Write the resumable checkpoint (with a checkpoint_dir): model, run state, optimizer, generators."""
         path = self.checkpoint_path
         if path is None:
             return
+        state.optimizer = None if opt is None else opt.state_dict()
+        state.numpy_rng = self.train_rng.bit_generator.state
+        state.torch_rng = self.torch_gen.get_state()
         tensors: dict[str, torch.Tensor] = {}
-        resume = dict(st)
-        resume["optimizer"] = None if opt is None else split_tensors(opt.state_dict(), "optimizer", tensors)
-        resume["numpy_rng"] = self.train_rng.bit_generator.state
-        resume["state_version"] = _STATE_VERSION
-        tensors["rng.torch"] = self.torch_gen.get_state()
-        if best is not None:
-            tensors.update({f"best.{k}": v for k, v in best.items()})
-        resume["has_best"] = best is not None
+        resume = state.to_dict(tensors)
         save_checkpoint(path, self.model, problem=self.problem, training=self._training_meta(stages),
                         seed=self.config.seed, resume=resume, state_tensors=tensors)
+
+    def _restore(self, stages: list[Stage]) -> RunState | None:
+        """The checkpoint's run state, with the model and both generators restored; None without a checkpoint."""
+        path = self.checkpoint_path
+        if path is None or not path.exists():
+            return None
+        ckpt = load_checkpoint(path, map_location=self.device)
+        self._check_compatible(ckpt, stages)
+        try:
+            state = RunState.from_dict(ckpt.resume, ckpt.state_tensors)
+        except CheckpointError as err:
+            raise CheckpointError(f"{ckpt.path}: cannot resume: {err}") from None
+        restore_state(self.model, ckpt)
+        self.train_rng.bit_generator.state = state.numpy_rng
+        self.torch_gen.set_state(state.torch_rng.to("cpu"))
+        return state
 
     def _check_compatible(self, ckpt: Any, stages: list[Stage]) -> None:
         where = f"{ckpt.path}: "
@@ -446,151 +537,18 @@ class Trainer:
             raise CheckpointError(f"{where}cannot resume with different settings ({detail})")
         if old.get("stages") != _json_roundtrip([s.describe() for s in stages]):
             raise CheckpointError(f"{where}cannot resume: the training stages differ")
-        if not isinstance(ckpt.resume, dict) or ckpt.resume.get("state_version") != _STATE_VERSION:
-            raise CheckpointError(f"{where}cannot resume: the checkpoint holds no trainer state")
 
-    # -- the run ----------------------------------------------------------------------------------
-    def fit(self, resume: bool = False, callback: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
-        """Train; with ``resume=True`` continue from ``checkpoint_dir/checkpoint.pt`` if it exists.
-
-        ``callback(entry)`` is called after every epoch (after the checkpoint is written) with the
-        epoch's history entry. Raises ValueError on bad settings, CheckpointError on an unusable or
-        incompatible checkpoint, RuntimeError if the loss becomes NaN or infinite. Runs under
-        ``limit_threads(config.threads)``.
-        """
-        with limit_threads(self.config.threads):
-            return self._fit(resume, callback)
-
-    def _fit(self, resume: bool, callback: Callable[[dict[str, Any]], None] | None) -> TrainResult:
-        cfg = self.config
-        if resume and self.checkpoint_path is None:
-            raise ValueError("resume=True needs a checkpoint_dir")
-        if cfg.stop_after is not None and self.checkpoint_path is None:
-            raise ValueError("stop_after needs a checkpoint_dir (the paused run is continued from it)")
-        start = time.perf_counter()
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-        dtype = self._prepare_model()
-        self._data(dtype)
-        stages = self.scheme.stages(self.model)
-
-        st: dict[str, Any] | None = None
-        best: dict[str, torch.Tensor] | None = None
-        opt_state = None
-        if resume and self.checkpoint_path is not None and self.checkpoint_path.exists():
-            ckpt = load_checkpoint(self.checkpoint_path, map_location=self.device)
-            self._check_compatible(ckpt, stages)
-            restore_state(self.model, ckpt)
-            res = dict(ckpt.resume)
-            self.train_rng.bit_generator.state = res.pop("numpy_rng")
-            self.torch_gen.set_state(ckpt.state_tensors["rng.torch"].to("cpu"))
-            opt_state = res.pop("optimizer")
-            if opt_state is not None:
-                opt_state = join_tensors(opt_state, ckpt.state_tensors)
-            if res.pop("has_best"):
-                best = {k[len("best."):]: v for k, v in ckpt.state_tensors.items() if k.startswith("best.")}
-            res.pop("state_version")
-            st = res
-        if st is None:
-            ev = evaluate(self.model, self.problem, self.val_batch, cfg.val_batch_size)
-            st = {"stage_index": 0, "epoch_in_stage": 0, "global_epoch": 0, "stage_best": None,
-                  "stage_best_epoch": None, "stage_bad": 0, "stage_start": None, "stage_stopped": False,
-                  "stages_done": [], "wall_time_s": 0.0, "finished": False, "final": None,
-                  "history": [{"epoch": 0, "stage": None, "stage_name": "initial", "target_layer": None, "lr": None,
-                               "train_loss": None, "train_nmse_db": None, "val_nmse_db": ev["nmse_db"],
-                               "val_objective": ev["objective"], "monitor": None, "improved": None,
-                               "time_s": 0.0}]}
-        wall_before = float(st["wall_time_s"])
-
-        total = len(stages) * cfg.epochs
-        bar = _progress(total, st["global_epoch"], cfg.progress, getattr(self.model, "family", "model"))
-        paused = False
-        try:
-            while not st["finished"] and st["stage_index"] < len(stages) and not paused:
-                stage = stages[st["stage_index"]]
-                opt, rows = self._optimizer(stage)
-                if st["epoch_in_stage"] == 0 and st["stage_start"] is None:
-                    ev = evaluate(self.model, self.problem, self.val_batch, cfg.val_batch_size)
-                    st["stage_start"] = st["stage_best"] = self._monitor(ev, stage)
-                    st["stage_best_epoch"] = st["global_epoch"]
-                    st["stage_bad"] = 0
-                    best = self._state_copy() if cfg.restore_best else None
-                elif opt_state is not None:
-                    opt.load_state_dict(opt_state)
-                opt_state = None
-                while st["epoch_in_stage"] < cfg.epochs and not st["stage_stopped"]:
-                    t0 = time.perf_counter()
-                    lr = self._set_lr(opt, stage, st["epoch_in_stage"])
-                    epoch = st["global_epoch"] + 1
-                    train_loss, train_db = self._epoch(stage, opt, rows, epoch)
-                    ev = evaluate(self.model, self.problem, self.val_batch, cfg.val_batch_size)
-                    monitor = self._monitor(ev, stage)
-                    improved = bool(monitor < st["stage_best"] - cfg.min_delta)
-                    if improved:
-                        st["stage_best"], st["stage_best_epoch"], st["stage_bad"] = monitor, epoch, 0
-                        if cfg.restore_best:
-                            best = self._state_copy()
-                    else:
-                        st["stage_bad"] += 1
-                    st["epoch_in_stage"] += 1
-                    st["global_epoch"] = epoch
-                    if cfg.patience is not None and st["stage_bad"] >= cfg.patience:
-                        st["stage_stopped"] = True
-                    entry = {"epoch": epoch, "stage": st["stage_index"], "stage_name": stage.name,
-                             "target_layer": stage.target_layer, "lr": lr, "train_loss": train_loss,
-                             "train_nmse_db": train_db, "val_nmse_db": ev["nmse_db"], "val_objective": ev["objective"],
-                             "monitor": monitor, "improved": improved, "time_s": time.perf_counter() - t0}
-                    st["history"].append(entry)
-                    st["wall_time_s"] = wall_before + time.perf_counter() - start
-                    paused = cfg.stop_after is not None and epoch >= cfg.stop_after and (
-                        st["epoch_in_stage"] < cfg.epochs and not st["stage_stopped"]
-                        or st["stage_index"] + 1 < len(stages))
-                    if epoch % cfg.checkpoint_every == 0 or paused:
-                        self._save(stages, st, opt, best)
-                    bar.update(1)
-                    bar.set_postfix_str(_postfix(stage, ev, monitor, self.scheme.supervised))
-                    if callback is not None:
-                        callback(entry)
-                    if paused:
-                        break
-                if paused:
-                    break
-                # end of stage
-                if cfg.restore_best and best is not None:
-                    self.model.load_state_dict(best)
-                st["stages_done"].append({**stage.describe(), "epochs_run": st["epoch_in_stage"],
-                                          "start_monitor": st["stage_start"], "best_monitor": st["stage_best"],
-                                          "best_epoch": st["stage_best_epoch"], "stopped_early": st["stage_stopped"]})
-                st.update(stage_index=st["stage_index"] + 1, epoch_in_stage=0, stage_best=None, stage_best_epoch=None,
-                          stage_bad=0, stage_start=None, stage_stopped=False)
-                best = None
-            if paused:
-                ev = evaluate(self.model, self.problem, self.val_batch, cfg.val_batch_size)
-                self.model.eval()
-                return self._result({**st, "final": {"val_nmse_db": ev["nmse_db"], "val_objective": ev["objective"]}},
-                                    paused=True)
-            if not st["finished"]:
-                ev = evaluate(self.model, self.problem, self.val_batch, cfg.val_batch_size)
-                st["final"] = {"val_nmse_db": ev["nmse_db"], "val_objective": ev["objective"]}
-                st["finished"] = True
-                st["wall_time_s"] = wall_before + time.perf_counter() - start
-                self._save(stages, st, None, None)
-        finally:
-            bar.close()
-        self.model.eval()
-        return self._result(st)
-
-    def _result(self, st: dict[str, Any], paused: bool = False) -> TrainResult:
-        history = st["history"]
+    def _result(self, state: RunState, paused: bool) -> TrainResult:
+        history = state.history
         last = [h["val_nmse_db"][-1] for h in history if h["val_nmse_db"] is not None]
         finite = [v for v in last if v == v]
         peak, kind = peak_memory(self.device)
         return TrainResult(
             model=self.model, scheme=self.scheme.name, settings=self.config.settings(), history=history,
-            stages=st["stages_done"], best_val_nmse_db=min(finite) if finite else None,
-            final_val_nmse_db=st["final"]["val_nmse_db"], final_val_objective=st["final"]["val_objective"],
-            epochs_run=st["global_epoch"], stopped_early=any(s["stopped_early"] for s in st["stages_done"]),
-            wall_time_s=float(st["wall_time_s"]), peak_memory_bytes=peak, peak_memory_kind=kind,
+            stages=state.stages_done, best_val_nmse_db=min(finite) if finite else None,
+            final_val_nmse_db=state.final["val_nmse_db"], final_val_objective=state.final["val_objective"],
+            epochs_run=state.global_epoch, stopped_early=any(s["stopped_early"] for s in state.stages_done),
+            wall_time_s=float(state.wall_time_s), peak_memory_bytes=peak, peak_memory_kind=kind,
             checkpoint_path=self.checkpoint_path, scheme_settings=self.scheme.settings(), paused=paused)
 
 
@@ -600,28 +558,9 @@ def _json_roundtrip(obj: Any) -> Any:
     return json.loads(json.dumps(obj))
 
 
-def _postfix(stage: Stage, ev: dict[str, Any], monitor: float, supervised: bool) -> str:
+def _postfix(stage: Stage, monitor: float, supervised: bool) -> str:
     what = f"val NMSE(x_{stage.target_layer}) {monitor:.2f} dB" if supervised else f"val F(x_K) {monitor:.4g}"
     return f"{stage.name} | {what}"
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def set_postfix_str(self, s: str) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, initial: int, enabled: bool, name: str) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc=f"train {name}", unit="epoch", file=sys.stderr, leave=False)
 
 
 def train(
