@@ -5,13 +5,14 @@ File layout (``torch.save`` of a plain dict, zip format)::
     {"format":   "unfoldkit-checkpoint",
      "metadata": "<JSON text>",              # architecture, problem, training, versions, sha256
      "model":    {name: Tensor},             # model.state_dict() (parameters and buffers), on CPU
-     "state":    {name: Tensor}}             # optional trainer state (optimizer moments, RNG, best)
+     "state":    {name: Tensor}}             # optional trainer state (optimizer moments, torch RNG, best)
 
 The metadata JSON holds: ``format_version``; ``model`` (family, class, config from ``model.config()``,
 num_layers, dtype); ``problem`` (family and ``params()``); ``training`` (scheme and settings, or null);
 ``seed``; ``versions`` (unfoldkit from importlib.metadata, torch, numpy, python); ``tensors`` (name ->
-dtype and shape); ``resume`` (the trainer's JSON state, or null); ``sha256``: the SHA-256 of the tensor
-payload, i.e. of every tensor's group/name, dtype, shape and raw bytes, in sorted name order.
+dtype and shape); ``resume`` (the JSON part of the trainer's ``RunState.to_dict``, or null); ``sha256``:
+the SHA-256 of the tensor payload, i.e. of every tensor's group/name, dtype, shape and raw bytes, in
+sorted name order.
 
 A checkpoint is data, never code: it is read with ``torch.load(path, weights_only=True)`` and nothing
 else, so a file holding pickled objects other than tensors and plain containers is refused before any
@@ -166,7 +167,7 @@ class Checkpoint:
 
     @property
     def resume(self) -> dict[str, Any] | None:
-        """The trainer's JSON state for resuming, or None."""
+        """The trainer's JSON state for resuming (``RunState.from_dict(resume, state_tensors)``), or None."""
         return self.metadata.get("resume")
 
     def make_problem(self) -> Problem:
@@ -231,8 +232,8 @@ def save_checkpoint(
     """Write ``model``'s state dict and JSON metadata to ``path`` atomically (temp file + os.replace).
 
     ``problem`` defaults to ``model.problem``; ``training`` describes the scheme and settings; ``resume``
-    and ``state_tensors`` carry the trainer's state (JSON part and tensors). Tensors are stored on CPU in
-    their own dtype, so a round trip is bit-exact. Returns the path.
+    and ``state_tensors`` carry the trainer's state (``RunState.to_dict``: JSON part and tensors). Tensors
+    are stored on CPU in their own dtype, so a round trip is bit-exact. Returns the path.
     """
     path = Path(path)
     problem = problem if problem is not None else getattr(model, "problem", None)
