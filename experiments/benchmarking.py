@@ -1,0 +1,289 @@
+"""What the benchmark scripts of benchmarks/ share, so that each keeps only its settings, methods, targets
+and ``main``: noise levels and their parsing, the training budget, the result document (JSON and table
+rewritten atomically, resumable, one entry per session), the machine description, a worker process per
+model or engine (its own memory high-water mark, killed when late), table cells, and the command-line
+convention (a bad argument is one line on stderr and exit status 2)."""
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import math
+import multiprocessing
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unfoldkit.experiments.arguments import OneLineParser, folder, nonneg_int
+from unfoldkit.unrolled.io import read_json, write_json, write_text
+
+
+class UsageError(ValueError):
+    """A bad command-line argument (reported on one line, exit status 2)."""
+
+
+def command(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] | None], int]:
+    """A benchmark's ``main(argv)``: a UsageError is one line on stderr and status 2, as are argparse's errors
+    (``OneLineParser``); ``--help`` returns 0. The status is returned, not raised (``sys.exit(main())``)."""
+    @functools.wraps(main)
+    def run(argv: Sequence[str] | None = None) -> int:
+        try:
+            return main(argv)
+        except UsageError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        except SystemExit as stop:  # argparse: --help (0) or a bad argument (2, its line already printed)
+            return stop.code if isinstance(stop.code, int) else 2
+    return run
+
+
+def settings_parser(script: str, description: str, quick: str, seed: str, resume: str,
+                    default_out: Path) -> OneLineParser:
+    """The parser of ``python benchmarks/<script>.py`` with the options of every benchmark run over noise
+    levels: --quick (help ``quick``), --snr, --out, --seed (of ``seed``), --threads, --resume (``resume``)."""
+    p = OneLineParser(prog=f"python benchmarks/{script}.py", description=description)
+    p.add_argument("--quick", action="store_true", help=quick)
+    p.add_argument("--snr", default="inf,40", help="noise levels in dB, 'inf' = noiseless (default inf,40)")
+    p.add_argument("--out", type=folder, default=default_out, help="output folder (default benchmarks/out)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help=f"{seed} seed (default 0)")
+    p.add_argument("--threads", type=nonneg_int, default=1,
+                   help="torch and BLAS threads per process (default 1; 0 = torch's default)")
+    p.add_argument("--resume", action="store_true", help=resume)
+    return p
+
+
+def finish(wall_s: float, mode: str, paths: tuple[Path, Path], failed: Sequence[str]) -> int:
+    """Print a run's wall time and files; the exit status: 1 (the failed methods named on stderr) or 0."""
+    print(f"\nwall time of this run: {wall_s:.1f} s ({mode} mode); wrote {paths[0]} and {paths[1]}")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def log_stderr(message: str) -> None:
+    """The default progress log of a benchmark: one line on stderr."""
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---- settings --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Training budget of one scheme: ``epochs`` (per stage for layer-wise) of ``steps_per_epoch`` fresh
+    batches of ``batch_size``; a stage stops after ``patience`` epochs without improvement (None: never)."""
+
+    epochs: int
+    steps_per_epoch: int
+    batch_size: int = 64
+    patience: int | None = None
+
+
+def setting_key(snr_db: float | None) -> str:
+    """The JSON key of a noise level: "snr=inf" or "snr=40"."""
+    return "snr=inf" if snr_db is None else f"snr={snr_db:g}"
+
+
+def setting_label(snr_db: float | None) -> str:
+    """Human label of a noise level."""
+    return "noiseless" if snr_db is None else f"SNR {snr_db:g} dB"
+
+
+def parse_snr_list(text: str) -> list[float | None]:
+    """Parse "inf,40" into [None, 40.0] (UsageError on anything else)."""
+    out: list[float | None] = []
+    for item in (t.strip() for t in text.split(",")):
+        if item.lower() in ("inf", "noiseless", "none"):
+            value: float | None = None
+        else:
+            try:
+                value = float(item)
+            except ValueError:
+                raise UsageError(f"--snr: {item!r} is not a number or 'inf'") from None
+            if not math.isfinite(value):
+                value = None if value > 0 else math.nan
+            if value is not None and not math.isfinite(value):
+                raise UsageError(f"--snr: {item!r} is not a finite SNR in dB or 'inf'")
+        if value in out:
+            raise UsageError(f"--snr: {item!r} is listed twice")
+        out.append(value)
+    if not out:
+        raise UsageError("--snr: give at least one noise level, e.g. inf,40")
+    return out
+
+
+def parse_models(text: str, known: Sequence[str]) -> list[str]:
+    """Parse "a,b" into model families from ``known`` (UsageError naming an unknown one); "all" = every one."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if items == ["all"]:
+        return list(known)
+    if not items:
+        raise UsageError("--models: give at least one model, e.g. alista,lista-cpss (or 'all')")
+    for item in items:
+        if item not in known:
+            raise UsageError(f"--models: unknown model {item!r}; known: {', '.join(known)}")
+    if len(set(items)) != len(items):
+        raise UsageError("--models: a model is listed twice")
+    return [k for k in known if k in items]
+
+
+# ---- the result document ---------------------------------------------------------------------------
+
+
+def machine(device: str = "cpu", threads: int | None = None) -> dict[str, Any]:
+    """What a run ran on: platform, versions, CPU count, torch threads (``threads`` or torch's), device."""
+    return {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "cpu_count": os.cpu_count(), "torch_threads": threads if threads is not None else torch.get_num_threads(),
+            "device": device}
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def output_paths(out_dir: str | Path, benchmark: str, mode: str) -> tuple[Path, Path]:
+    """(JSON path, table path) of a ``benchmark`` run in ``mode`` in ``out_dir``."""
+    return Path(out_dir) / f"{benchmark}_{mode}.json", Path(out_dir) / f"{benchmark}_{mode}.txt"
+
+
+def result_document(json_path: Path, benchmark: str, version: int, config: dict[str, Any], resume: bool,
+                    **fresh: Any) -> dict[str, Any]:
+    """The JSON document of a run: with ``resume``, the existing ``json_path`` (ValueError unless it is a
+    ``benchmark`` result of format ``version`` made with ``config``); otherwise (or when absent) a new one
+    with the fields ``fresh``."""
+    if resume and json_path.exists():
+        doc = read_json(json_path)
+        if doc.get("format_version") != version or doc.get("benchmark") != benchmark:
+            raise ValueError(f"cannot resume from {json_path}: not a {benchmark} v{version} result")
+        if doc.get("config") != config:
+            raise ValueError(f"cannot resume from {json_path}: it was made with another configuration "
+                             f"(delete it or use another --out)")
+        return doc
+    return {"benchmark": benchmark, "format_version": version, "config": config, **fresh}
+
+
+def check_resumable(json_path: Path, config: dict[str, Any]) -> None:
+    """UsageError unless ``json_path`` is absent or a readable result made with ``config`` (for --resume)."""
+    if not json_path.exists():
+        return
+    try:
+        old = read_json(json_path)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"--resume: cannot read {json_path}: {err}") from None
+    if old.get("config") != config:
+        raise UsageError(f"--resume: {json_path} was made with another configuration "
+                         f"(other --seed or mode?); delete it or use another --out")
+
+
+class ResultFile:
+    """A run's JSON document ``doc`` (``result_document``: resumed, or new with ``fresh`` and an empty list
+    of sessions) and its text table, both in ``out_dir``; ``session``, this run's entry of ``doc["sessions"]``,
+    holds its start time, ``machine``, the fields ``session`` and its wall time."""
+
+    def __init__(self, out_dir: str | Path, benchmark: str, version: int, config: dict[str, Any], resume: bool,
+                 machine: dict[str, Any], session: dict[str, Any], **fresh: Any) -> None:
+        self.json_path, self.table_path = output_paths(out_dir, benchmark, config["mode"])
+        self.doc = result_document(self.json_path, benchmark, version, config, resume, **fresh, sessions=[])
+        self.session = {"started_utc": utc_now(), "machine": machine, **session, "wall_time_s": None}
+        self.doc["sessions"].append(self.session)
+        self._start = time.perf_counter()
+
+    def save(self, table: str) -> None:
+        """Update the wall times and rewrite the JSON and the table (``table``) atomically."""
+        self.session["wall_time_s"] = time.perf_counter() - self._start
+        self.doc["wall_time_s_total"] = sum(s["wall_time_s"] or 0.0 for s in self.doc["sessions"])
+        write_json(self.json_path, self.doc)
+        write_text(self.table_path, table)
+
+
+# ---- worker processes ------------------------------------------------------------------------------
+
+
+def _serve(conn: Any, fn: Callable[..., Any]) -> None:
+    """The worker's loop: ``fn(*task)`` for every task received until None; replies (ok, result or error)."""
+    while (task := conn.recv()) is not None:
+        try:
+            reply = (True, fn(*task))
+        except Exception as err:  # noqa: BLE001 - raised again in the parent
+            reply = (False, err)
+        try:
+            conn.send(reply)
+        except Exception:  # noqa: BLE001 - an error that does not pickle: its text
+            conn.send((False, RuntimeError(f"{type(reply[1]).__name__}: {reply[1]}")))
+
+
+class Worker:
+    """A freshly spawned process that runs ``fn(*args)`` for each ``call`` (so that its memory high-water
+    mark is its own); a context manager. ``call`` raises ``fn``'s error, TimeoutError when no answer came
+    within ``timeout`` seconds and ChildProcessError when the process died; both kill the worker."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child, fn), daemon=True)
+        self.process.start()
+
+    def call(self, *args: Any, timeout: float | None = None) -> Any:
+        self._conn.send(args)
+        if not self._conn.poll(timeout):
+            self.kill()
+            raise TimeoutError(f"no answer within {timeout:g} s")
+        try:
+            ok, value = self._conn.recv()
+        except EOFError:  # the worker died (e.g. out of memory)
+            self.kill()
+            raise ChildProcessError(f"the worker died (exit code {self.process.exitcode})") from None
+        if not ok:
+            raise value
+        return value
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join()
+
+    def close(self) -> None:
+        """Stop the worker (politely, then by force)."""
+        if self.process.is_alive():
+            self._conn.send(None)
+            self.process.join(timeout=10)
+        if self.process.is_alive():
+            self.kill()
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+# ---- tables ----------------------------------------------------------------------------------------
+
+
+def fmt(value: Any, spec: str, missing: str = "-") -> str:
+    """``value`` formatted with ``spec``; ``missing`` for None or NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return missing
+    return format(value, spec)
+
+
+def table_row(cells: Sequence[Any]) -> str:
+    """One Markdown table row."""
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def table_head(head: Sequence[str]) -> list[str]:
+    """The header and separator lines of a Markdown table."""
+    return [table_row(head), "|" + "---|" * len(head)]
+
+
+def failed_row(name: str, setting: str, row: dict[str, Any], width: int) -> str:
+    """The table row of a method that did not finish: its status and the start of its error."""
+    return f"| {name} | {setting} | {row.get('status')}: {row.get('error', '')[:60]} |" + " |" * (width - 3)
