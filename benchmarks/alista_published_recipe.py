@@ -3,10 +3,10 @@
 The only published ALISTA values in the standard setting (m = 250, n = 500, p = 0.1, K = 16) that exist as
 text are the NA-ALISTA authors' training logs (Behrens, Sauder & Jung, "Neurally Augmented ALISTA", ICLR
 2021; repository feeds/na-alista, commit ca3c49330014040b785494a661744358d8585e76, files
-``res/models/model=ALISTA__m=250__s=50__k=16__noise=GaussianNoise{40,20}__n=500/train_log``; see
-docs/published_curves.md). Their ALISTA is not the ICLR-2019 layer-wise one of ``unfolded_sparse.py``, so
-comparing our layer-wise result with their epoch-419 value mixes two recipes. This script removes that
-confound: it trains *our* ``Alista`` with *their* recipe, read from their code (``run.py``,
+``res/models/model=ALISTA__m=250__s=50__k=16__noise=GaussianNoise{40,20}__n=500/train_log``; the rows read,
+each log with its source, are in benchmarks/published.json; see docs/published_curves.md). Their ALISTA is
+not the ICLR-2019 layer-wise one of ``unfolded_sparse.py``, so comparing our layer-wise result with their
+epoch-419 value mixes two recipes. This script removes that confound: it trains *our* ``Alista`` with *their* recipe, read from their code (``run.py``,
 ``utils/algorithms.py``, ``utils/optimize_matrices.py``, ``utils/train_utils.py``):
 
 * model: x^{k+1} = soft(x^k - gamma_k W^T (A x^k - y), theta_k, p_k), gamma_k = theta_k = 0.5 at init,
@@ -32,59 +32,35 @@ configured for their 420 epochs and ``--epochs E`` pauses the run after E of the
 """
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
 import math
-import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from unfoldkit.experiments.arguments import OneLineParser, folder, nonneg_int, positive_int
+from unfoldkit.experiments.benchmarking import UsageError, command, log_stderr, machine, table_head, table_row, utc_now
+from unfoldkit.unrolled.io import read_json, write_json
+from unfoldkit.unrolled.models.alista import Alista, na_alista_counts
+from unfoldkit.unrolled.problems import SparseRecovery
+from unfoldkit.unrolled.training import CheckpointError, train
+
 FORMAT_VERSION = 1
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
-SOURCE = ("feeds/na-alista (Behrens, Sauder & Jung, ICLR 2021), commit ca3c49330014040b785494a661744358d8585e76, "
-          "res/models/model=ALISTA__m=250__s=50__k=16__noise=GaussianNoise{snr}__n=500/train_log, column test_dbs")
-
+#: their logs by SNR (dB): {"source": paper, log file, commit, column, setting; "test_dbs_by_epoch": the rows read}
+_LOGS = read_json(Path(__file__).resolve().parent / "published.json")["alista_logs"]
+#: where each log comes from, by SNR (dB)
+SOURCE: dict[float, dict[str, str]] = {float(snr): log["source"] for snr, log in _LOGS.items()}
 #: their test_dbs (layer 16, dB) by their epoch index (0 = after one epoch of training), as read from the logs
 PUBLISHED_LOG: dict[float, dict[int, float]] = {
-    40.0: {
-        0: -27.118918210670895, 1: -27.637099326875408, 2: -28.094831125191146, 3: -28.516855743884832,
-        4: -28.957564049374362, 5: -29.375882556942457, 6: -29.76455464706788, 7: -30.20357327438054,
-        8: -30.5974555947091, 9: -31.010791621994315, 10: -31.437391667760348, 11: -31.851284672286788,
-        12: -32.21307349561071, 13: -32.530788098209825, 14: -32.789590001775444, 15: -33.02508516642751,
-        16: -33.2710882201747, 17: -33.49905794327875, 18: -33.71461579847739, 19: -33.912954220204156,
-        20: -34.13909593533807, 21: -34.374617629051095, 22: -34.60754568351075, 23: -34.77337293862509,
-        24: -34.858066501472464, 25: -34.9560616643795, 26: -35.030724140925884, 27: -35.106030649057246,
-        28: -35.20263684116055, 29: -35.25224372112155, 30: -35.336793343763475,
-        50: -36.62142749873262, 70: -36.92737505759049, 73: -37.3434292533991, 100: -37.61021855429017,
-        200: -37.87513344241185, 299: -38.16707131505029, 302: -38.832160726065624, 350: -39.008692943792795,
-        416: -39.072515503905684, 419: -39.04899974073528,
-    },
-    20.0: {
-        0: -19.629332922503792, 1: -19.72161002254802, 2: -19.78321194415622, 3: -19.843601903885315,
-        4: -19.942105905243046, 5: -20.008802303002334, 6: -20.047012248442257, 7: -20.136108444760985,
-        8: -20.222363609250404, 9: -20.298176932669094, 10: -20.392921682124275, 11: -20.44392034829176,
-        12: -20.48097136278395, 13: -20.531465496691233, 14: -20.543687563601097, 15: -20.588228314449953,
-        16: -20.60054287778196, 17: -20.627125238663876, 18: -20.685375252824333, 19: -20.673899318727443,
-        20: -20.72592717820794, 21: -20.727061399463864, 22: -20.739820390500228, 23: -20.74671584999635,
-        24: -20.74424252451444, 25: -20.77352774117811, 26: -20.77494646009373, 27: -20.78893505416655,
-        28: -20.821292306732676, 29: -20.811424604767073, 30: -20.828342665313354,
-        412: -21.072201135181214, 419: -21.063935905368393,
-    },
-}
+    float(snr): {int(e): v for e, v in log["test_dbs_by_epoch"].items()} for snr, log in _LOGS.items()}
 #: their recipe (run.py / utils/train_utils.py)
 RECIPE = {"lr": 2e-4, "batch_size": 512, "steps_per_epoch": 97, "grad_clip": 1.0, "loss": "mse",
           "scheme": "end-to-end", "test_size": 9728, "gamma0": 0.5, "theta0": 0.5, "published_epochs": 420}
-#: the "within 3 dB of the published value" tolerance of the issue's target T1
+#: the "within 3 dB of the published value" tolerance of target T1 (as in unfolded_sparse.py)
 TOLERANCE_DB = 3.0
 WEIGHTS = ("frobenius-na", "frobenius")
-
-
-class UsageError(ValueError):
-    """A bad command-line argument (one line on stderr, exit status 2)."""
 
 
 def published_for(snr_db: float) -> dict[int, float]:
@@ -121,14 +97,7 @@ def run(snr_db: float, epochs: int, weight: str, out_dir: Path, resume: bool = F
     ``alista_published_recipe_snr{snr}_{weight}.json`` after every epoch (atomically) and returns the document;
     ``status`` is "paused" before the last epoch (``resume=True`` continues), "done" after it.
     """
-    import torch
-
-    from unfoldkit.experiments.io import write_json
-    from unfoldkit.unrolled.models.alista import Alista, na_alista_counts
-    from unfoldkit.unrolled.problems import SparseRecovery
-    from unfoldkit.unrolled.training import train
-
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = log or log_stderr
     out_dir = Path(out_dir)
     tag = f"snr{snr_db:g}_{weight}"
     json_path = out_dir / f"alista_published_recipe_{tag}.json"
@@ -141,16 +110,12 @@ def run(snr_db: float, epochs: int, weight: str, out_dir: Path, resume: bool = F
                 "val_batch_size": 2048, "restore_best": False, "patience": None, "seed": seed, "threads": threads}
     doc: dict[str, Any] = {
         "benchmark": "alista_published_recipe", "format_version": FORMAT_VERSION, "snr_db": snr_db,
-        "weight": weight, "recipe": {**RECIPE, **settings}, "source": SOURCE.format(snr=f"{snr_db:g}"),
+        "weight": weight, "recipe": {**RECIPE, **settings}, "source": SOURCE[float(snr_db)],
         "support_counts": model.support_counts.tolist(), "coherence": model.coherence(),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "torch": torch.__version__, "cpu_count": os.cpu_count(), "threads": threads},
-        "started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "status": "running"}
+        "machine": machine("cpu", threads), "started_utc": utc_now(), "status": "running"}
     start = time.perf_counter()
     curve: list[float | None] = []
     if resume and json_path.exists():  # the epochs of earlier sessions, for the per-epoch JSON writes
-        from unfoldkit.experiments.io import read_json
-
         curve = list(read_json(json_path).get("nmse_db_by_epoch", []))
 
     def on_epoch(entry: dict[str, Any]) -> None:  # curve[e]: after e epochs (curve[0], untrained, comes at the end)
@@ -180,9 +145,9 @@ def format_report(doc: dict[str, Any]) -> str:
     cmp = doc["comparison"]
     lines = [f"ALISTA, NA-ALISTA recipe, SNR {doc['snr_db']:g} dB, W = {doc['weight']} "
              f"(generalized coherence {doc['coherence']:.4f}); untrained: {doc['nmse_db_by_epoch'][0]:.2f} dB",
-             "", "| epochs trained | ours (dB) | published (dB) | ours - published (dB) |", "|---|---|---|---|"]
-    lines += [f"| {r['epochs_trained']} | {r['ours_db']:.2f} | {r['published_db']:.2f} | {r['difference_db']:+.2f} |"
-              for r in cmp["rows"]]
+             "", *table_head(["epochs trained", "ours (dB)", "published (dB)", "ours - published (dB)"])]
+    lines += [table_row([r["epochs_trained"], f"{r['ours_db']:.2f}", f"{r['published_db']:.2f}",
+                         f"{r['difference_db']:+.2f}"]) for r in cmp["rows"]]
     if cmp["compared_epochs"]:
         last = cmp["last"]
         lines += ["", f"mean difference {cmp['mean_difference_db']:+.2f} dB, max |difference| "
@@ -194,61 +159,37 @@ def format_report(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
-        raise UsageError(message)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python benchmarks/alista_published_recipe.py",
-                description="Our ALISTA trained with the NA-ALISTA recipe, compared epoch by epoch with their log.")
+def build_parser() -> OneLineParser:
+    p = OneLineParser(prog="python benchmarks/alista_published_recipe.py",
+                      description="Our ALISTA trained with the NA-ALISTA recipe, compared epoch by epoch with their log.")
     p.add_argument("--snr", default="40", help="40 or 20 (dB): the settings with a published log (default 40)")
-    p.add_argument("--epochs", default="30", help="train up to this epoch, then pause (default 30; their run: 420)")
+    p.add_argument("--epochs", type=positive_int, default=30,
+                   help="train up to this epoch, then pause (default 30; their run: 420)")
     p.add_argument("--weight", default="frobenius-na", help=f"one of {', '.join(WEIGHTS)} (default frobenius-na)")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default benchmarks/out)")
+    p.add_argument("--out", type=folder, default=DEFAULT_OUT, help="output folder (default benchmarks/out)")
     p.add_argument("--resume", action="store_true", help="continue from the trainer checkpoint (to a later --epochs)")
-    p.add_argument("--threads", default="1", help="torch and BLAS threads (default 1; 0 = unchanged)")
-    p.add_argument("--seed", default="0", help="training seed (default 0)")
+    p.add_argument("--threads", type=nonneg_int, default=1, help="torch and BLAS threads (default 1; 0 = unchanged)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="training seed (default 0)")
     return p
 
 
-def _int(name: str, text: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"{name}: expected an integer, got {text!r}") from None
-    if value < minimum:
-        raise UsageError(f"{name}: expected an integer >= {minimum}, got {text!r}")
-    return value
-
-
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: 0 on success, 2 on a bad argument or an incompatible checkpoint."""
+    args = build_parser().parse_args(argv)
     try:
-        args = build_parser().parse_args(argv)
-        try:
-            snr = float(args.snr)
-        except ValueError:
-            raise UsageError(f"--snr: not a number: {args.snr!r}") from None
-        if not math.isfinite(snr) or snr not in PUBLISHED_LOG:
-            raise UsageError(f"--snr: a published log exists only for {', '.join(f'{s:g}' for s in PUBLISHED_LOG)} dB")
-        if args.weight not in WEIGHTS:
-            raise UsageError(f"--weight: {args.weight!r} is not one of {', '.join(WEIGHTS)}")
-        epochs = _int("--epochs", args.epochs, 1)
-        threads = _int("--threads", args.threads, 0) or None
-        seed = _int("--seed", args.seed, 0)
-        out = Path(args.out)
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"--out: {out} exists and is not a folder")
-        from unfoldkit.unrolled.training import CheckpointError
-
-        try:
-            doc = run(snr, epochs, args.weight, out, resume=args.resume, threads=threads, seed=seed)
-        except CheckpointError as err:
-            raise UsageError(f"--resume: {err}") from None
-    except UsageError as err:
-        print(f"alista_published_recipe.py: error: {err}", file=sys.stderr)
-        return 2
+        snr = float(args.snr)
+    except ValueError:
+        raise UsageError(f"--snr: not a number: {args.snr!r}") from None
+    if not math.isfinite(snr) or snr not in PUBLISHED_LOG:
+        raise UsageError(f"--snr: a published log exists only for {', '.join(f'{s:g}' for s in PUBLISHED_LOG)} dB")
+    if args.weight not in WEIGHTS:
+        raise UsageError(f"--weight: {args.weight!r} is not one of {', '.join(WEIGHTS)}")
+    try:
+        doc = run(snr, args.epochs, args.weight, args.out, resume=args.resume, threads=args.threads or None,
+                  seed=args.seed)
+    except CheckpointError as err:
+        raise UsageError(f"--resume: {err}") from None
     print(format_report(doc))
     return 0
 

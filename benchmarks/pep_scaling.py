@@ -20,19 +20,18 @@ few K up to 50 with a 20 s cap (under ~3 minutes). JSON goes atomically to bench
 """
 from __future__ import annotations
 
-import argparse
-import json
-import multiprocessing as mp
 import os
-import platform
-import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from unfoldkit.experiments.arguments import OneLineParser
+from unfoldkit.experiments.benchmarking import Worker, machine
+from unfoldkit.unrolled.io import write_json
+from unfoldkit.unrolled.resources import peak_rss_bytes
 
 ENGINES = {"gram-clarabel": ("gram", "CLARABEL"), "gram-scs": ("gram", "SCS"), "pepit-clarabel": ("pepit", "CLARABEL")}
 FULL_K = list(range(1, 51)) + [60, 70, 80, 90, 100, 120, 140]
@@ -45,73 +44,45 @@ def schedule(K: int, L: float = 1.0) -> np.ndarray:
     return np.random.default_rng(SEED).uniform(0.5, 1.9, size=K_MAX)[:K] / L
 
 
-def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-
-
-def _worker(conn: Any) -> None:
-    """Solve tasks (engine, solver, method, K) from the pipe; reply with value, times, status and peak RSS."""
+def solve(engine: str, solver: str, method: str, K: int) -> dict[str, Any]:
+    """One solve, in the engine's worker process: value, times, status and the process's peak RSS."""
     from unfoldkit.theory.pep.gram import solve_gram
     from unfoldkit.theory.pep.pepit import solve_pepit
     from unfoldkit.theory.pep.problem import make_spec
 
-    while True:
-        task = conn.recv()
-        if task is None:
-            return
-        engine, solver, method, K = task
-        spec = make_spec(schedule(K), L=1.0, method=method)
-        t0 = time.perf_counter()
-        try:
-            sol = (solve_gram if engine == "gram" else solve_pepit)(spec, solver=solver)
-            out = {"value": sol.value, "status": sol.status, "solver_time": sol.solver_time,
-                   "gram_size": sol.gram_size, "num_constraints": sol.num_constraints,
-                   "duality_gap": sol.duality_gap}
-        except RuntimeError as err:
-            out = {"value": float("nan"), "status": "failed", "error": str(err)[-300:]}
-        out["time"] = time.perf_counter() - t0
-        out["rss_peak_mib"] = _rss_mib()
-        conn.send(out)
+    spec = make_spec(schedule(K), L=1.0, method=method)
+    t0 = time.perf_counter()
+    try:
+        sol = (solve_gram if engine == "gram" else solve_pepit)(spec, solver=solver)
+        out = {"value": sol.value, "status": sol.status, "solver_time": sol.solver_time,
+               "gram_size": sol.gram_size, "num_constraints": sol.num_constraints, "duality_gap": sol.duality_gap}
+    except RuntimeError as err:
+        out = {"value": float("nan"), "status": "failed", "error": str(err)[-300:]}
+    out["time"] = time.perf_counter() - t0
+    out["rss_peak_mib"] = peak_rss_bytes() / 2**20
+    return out
 
 
 def run_engine(name: str, method: str, ks: list[int], cap: float, log: Any) -> dict[str, Any]:
     """All K for one engine in one worker process; stop at the first solve past ``cap`` seconds."""
     engine, solver = ENGINES[name]
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_worker, args=(child,), daemon=True)
-    proc.start()
-    parent.send((engine, solver, method, 1))  # warm-up: imports and first-call costs are not measured
-    warm = parent.recv()
-    base = warm["rss_peak_mib"]
     rows, stopped = [], None
-    for K in ks:
-        parent.send((engine, solver, method, K))
-        if not parent.poll(cap):
-            proc.kill()
-            proc.join()
-            stopped = K
-            print(f"  {name:15s} K={K:4d}  > {cap:.0f} s: stopped", file=log, flush=True)
-            break
-        try:
-            r = parent.recv()
-        except EOFError:  # the worker died (e.g. out of memory)
-            proc.join()
-            stopped = K
-            print(f"  {name:15s} K={K:4d}  worker died (exit code {proc.exitcode}): stopped", file=log, flush=True)
-            break
-        r.update(K=K, rss_increase_mib=r["rss_peak_mib"] - base)
-        rows.append(r)
-        print(f"  {name:15s} K={K:4d}  {r['time']:8.3f} s  value {r['value']:.10g}  {r['status']}",
-              file=log, flush=True)
-        if r["time"] > cap:
-            stopped = K
-            break
-    if proc.is_alive():
-        parent.send(None)
-        proc.join(timeout=10)
-        if proc.is_alive():
-            proc.kill()
+    with Worker(solve) as worker:
+        base = worker.call(engine, solver, method, 1)["rss_peak_mib"]  # warm-up: imports, first-call costs
+        for K in ks:
+            try:
+                r = worker.call(engine, solver, method, K, timeout=cap)
+            except (TimeoutError, ChildProcessError) as err:  # late (killed), or died (e.g. out of memory)
+                stopped = K
+                print(f"  {name:15s} K={K:4d}  {err}: stopped", file=log, flush=True)
+                break
+            r.update(K=K, rss_increase_mib=r["rss_peak_mib"] - base)
+            rows.append(r)
+            print(f"  {name:15s} K={K:4d}  {r['time']:8.3f} s  value {r['value']:.10g}  {r['status']}",
+                  file=log, flush=True)
+            if r["time"] > cap:
+                stopped = K
+                break
     within = [r["K"] for r in rows if r["time"] <= cap and r["status"] != "failed"]
     return {"engine": name, "solver": solver, "baseline_rss_mib": base, "rows": rows, "stopped_at": stopped,
             "largest_K_within_cap": max(within) if within else None}
@@ -144,21 +115,8 @@ def _table(results: dict[str, dict[str, Any]], cap: float) -> str:
     return "\n".join(lines)
 
 
-def _write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, default=lambda o: None)
-            fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="python benchmarks/pep_scaling.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="K in %s, cap 20 s (under ~3 minutes)" % QUICK_K)
     parser.add_argument("--method", default="gd", choices=["gd", "pgm", "agd", "fista"])
     parser.add_argument("--cap", type=float, default=None, help="seconds per solve (default 60, quick 20)")
@@ -187,10 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     import PEPit
     meta = {"method": args.method, "function_class": "F_{0,1}", "metric": "objective_gap", "initial": "||x0-x*||<=1",
             "schedule": f"seeded uniform[0.5, 1.9]/L (seed {SEED}), prefix of length K", "cap_s": cap,
-            "quick": args.quick, "cpus": os.cpu_count(), "machine": platform.platform(),
-            "python": platform.python_version(), "cvxpy": cvxpy.__version__,
+            "quick": args.quick, "cpus": os.cpu_count(), "machine": machine(), "cvxpy": cvxpy.__version__,
             "pepit": getattr(PEPit, "__version__", "0.5.x"), "total_s": time.perf_counter() - t0}
-    _write_json_atomic(out, {"meta": meta, "results": results, "table": table})
+    write_json(out, {"meta": meta, "results": results, "table": table})
     print(f"\nwrote {out} ({meta['total_s']:.0f} s)")
     return 0
 

@@ -62,18 +62,16 @@ Targets: "T2 gd-unfolded better than FISTA at layer K" (pass/fail), and for info
 Chebyshev steps and to the average-case oracle, and the learned schedule's certificate.
 
 Outputs (``--out``, default benchmarks/out/): ``unfolded_quadratic_<mode>.json`` (rewritten atomically with
-``experiments.io.write_json`` after every setting; ``--resume`` keeps finished settings and resumes the
+``unrolled.io.write_json`` after every setting; ``--resume`` keeps finished settings and resumes the
 trainer's checkpoint under ``checkpoints/quadratic_<mode>/<setting>/``) and ``unfolded_quadratic_<mode>.txt``
 (the tables). Bad arguments print one line on stderr and exit with status 2; a failed training exits 1.
-Shared helpers (argument parsing, NMSE curve, thread limits, formatting) come from benchmarks/unfolded_sparse.py.
+What every benchmark shares (settings, result file, argument parsing, tables) is
+``unfoldkit.experiments.benchmarking``; the per-layer NMSE curve is ``unfoldkit.unrolled.metrics.nmse_db_curve``.
 The mathematics (Chebyshev steps, residual polynomials, the exact worst case, the expected NMSE, the
 average-case oracle) comes from ``unfoldkit.theory.quadratic_schedules``.
 """
 from __future__ import annotations
 
-import argparse
-import datetime as _dt
-import importlib.util
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -82,7 +80,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
+from unfoldkit.experiments.arguments import OneLineParser
+from unfoldkit.experiments.benchmarking import (
+    Budget, ResultFile, check_resumable, command, failed_row, finish, fmt, log_stderr, machine, output_paths,
+    parse_snr_list, setting_key, setting_label, settings_parser, table_head, table_row,
+)
 from unfoldkit.theory.quadratic_schedules import (  # noqa: F401 - re-exported: bench.<name> in tests and notebooks
     avg_case_optimal_polynomial,
     chebyshev_extrema,
@@ -96,30 +100,13 @@ from unfoldkit.theory.quadratic_schedules import (  # noqa: F401 - re-exported: 
     spectrum_grid,
     sup_abs_residual,
 )
-
-
-def _load_sparse() -> Any:
-    """benchmarks/unfolded_sparse.py as a module (the name the tests use, so both share one copy)."""
-    name = "unfoldkit_benchmark_unfolded_sparse"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "unfolded_sparse.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses need the module registered while it executes
-    spec.loader.exec_module(module)
-    return module
-
-
-_sparse = _load_sparse()
-UsageError = _sparse.UsageError
-Budget = _sparse.Budget
-setting_key = _sparse.setting_key
-setting_label = _sparse.setting_label
-parse_snr_list = _sparse.parse_snr_list
-nmse_db_curve = _sparse.nmse_db_curve
-limit_threads = _sparse.limit_threads
-to_db = _sparse.to_db
-_fmt = _sparse._fmt
+from unfoldkit.unrolled.metrics import nmse, nmse_db_curve, to_db
+from unfoldkit.unrolled.models import make_model
+from unfoldkit.unrolled.problems.quadratic import LeastSquares
+from unfoldkit.unrolled.solvers import run_fista, run_gd
+from unfoldkit.unrolled.steps import fista_momentum
+from unfoldkit.unrolled.training import train
+from unfoldkit.unrolled.training.threads import limit_threads
 
 #: bump when the JSON layout changes (a resumed file must have the same version)
 FORMAT_VERSION = 1
@@ -202,8 +189,6 @@ def max_abs_on_grid(values: np.ndarray) -> float:
 
 def make_problem(config: QuadConfig, snr_db: float | None) -> Any:
     """The LeastSquares of the benchmark (A drawn from ``problem_seed``)."""
-    from unfoldkit.unrolled.problems.quadratic import LeastSquares
-
     return LeastSquares(m=config.m, n=config.n, kappa=config.kappa, L=config.L, snr_db=snr_db,
                         seed=config.problem_seed)
 
@@ -212,19 +197,13 @@ def make_test_set(config: QuadConfig, snr_db: float | None) -> Any:
     """The fixed float64 test batch, from its own stream (independent of the trainer's SeedSequence(seed))."""
     problem = make_problem(config, snr_db)
     (seq,) = np.random.SeedSequence([1953, 16, config.seed]).spawn(1)
-    return problem.sample(config.test_size, np.random.default_rng(seq)).to(torch_float64())
+    return problem.sample(config.test_size, np.random.default_rng(seq)).to(torch.float64)
 
 
 def initial_steps(config: QuadConfig) -> np.ndarray:
     """(1 + eps u_k) / L with u_k ~ U(-1, 1) from SeedSequence([1953, 2, seed]) (breaks the step symmetry)."""
     rng = np.random.default_rng(np.random.SeedSequence([1953, 2, config.seed]))
     return (1.0 + config.init_perturbation * rng.uniform(-1.0, 1.0, config.num_layers)) / config.L
-
-
-def torch_float64() -> Any:
-    import torch
-
-    return torch.float64
 
 
 # ---- rows ------------------------------------------------------------------------------------------
@@ -253,27 +232,24 @@ def _add_sup(entry: dict[str, Any], steps: np.ndarray, config: QuadConfig, minim
 def classical_rows(config: QuadConfig, snr_db: float | None, problem: Any, test: Any, eig: np.ndarray,
                    grid: np.ndarray, minimax: float) -> dict[str, dict[str, Any]]:
     """GD (1/L and 2/(mu+L)), FISTA (1/L, Beck-Teboulle), Chebyshev, and the average-case oracle, float64."""
-    from unfoldkit.unrolled.solvers import run_fista, run_gd
-    from unfoldkit.unrolled.steps import fista_momentum
-
     k, mu, L = config.num_layers, config.mu, config.L
     s2 = noise_variance(eig, config.m, snr_db)
     rows: dict[str, dict[str, Any]] = {}
     for name, step, why in (("gd-1/L", 1.0 / L, "step 1/L"),
                             ("gd-2/(mu+L)", 2.0 / (mu + L), "optimal constant step on F_{mu,L}")):
         steps = np.full(k, step)
-        curve = nmse_db_curve(run_gd(problem, test.y, k, step=steps).iterates, test.x)
+        curve = nmse_db_curve(run_gd(problem, test.y, k, step=steps).iterates, test.x).tolist()
         rows[name] = _row(name, "classical", snr_db, curve, gd_residual(steps, eig), eig, s2,
                           gd_residual(steps, grid)[-1], steps=steps.tolist(), recipe=why)
         _add_sup(rows[name], steps, config, minimax)
     betas = fista_momentum(k)
     steps = np.full(k, 1.0 / L)
-    curve = nmse_db_curve(run_fista(problem, test.y, k).iterates, test.x)
+    curve = nmse_db_curve(run_fista(problem, test.y, k).iterates, test.x).tolist()
     rows["fista"] = _row("fista", "classical", snr_db, curve, fista_residual(steps, betas, eig), eig, s2,
                          fista_residual(steps, betas, grid)[-1], steps=steps.tolist(), momentum=betas.tolist(),
                          recipe="FISTA = Nesterov (identity prox), step 1/L, Beck-Teboulle momentum")
     cheb = chebyshev_steps(k, mu, L)
-    curve = nmse_db_curve(run_gd(problem, test.y, k, step=cheb).iterates, test.x)
+    curve = nmse_db_curve(run_gd(problem, test.y, k, step=cheb).iterates, test.x).tolist()
     rows["chebyshev"] = _row("chebyshev", "classical", snr_db, curve, gd_residual(cheb, eig), eig, s2,
                              gd_residual(cheb, grid)[-1], steps=cheb.tolist(),
                              recipe="Young/Chebyshev steps, natural order (smallest first); only layer K is "
@@ -286,7 +262,7 @@ def classical_rows(config: QuadConfig, snr_db: float | None, problem: Any, test:
              "polynomial for the spectrum of A^T A and the noise level (information, uses the spectrum)"}
     if oracle["realizable"]:
         osteps = oracle["steps"]
-        curve = nmse_db_curve(run_gd(problem, test.y, k, step=osteps).iterates, test.x)
+        curve = nmse_db_curve(run_gd(problem, test.y, k, step=osteps).iterates, test.x).tolist()
         rows["oracle-avg-case"] = _row("oracle-avg-case", "oracle", snr_db, curve, gd_residual(osteps, eig), eig,
                                        s2, gd_residual(osteps, grid)[-1], steps=osteps.tolist(), **extra)
         _add_sup(rows["oracle-avg-case"], osteps, config, minimax)
@@ -300,10 +276,6 @@ def classical_rows(config: QuadConfig, snr_db: float | None, problem: Any, test:
 def learned_row(config: QuadConfig, snr_db: float | None, problem: Any, test: Any, eig: np.ndarray,
                 grid: np.ndarray, minimax: float, checkpoint_dir: str | None, resume: bool) -> dict[str, Any]:
     """Train ``gd-unfolded`` (RECIPE, float64) and evaluate it on the test set."""
-    import torch
-    from unfoldkit.unrolled.models import make_model
-    from unfoldkit.unrolled.training import train
-
     k = config.num_layers
     init = initial_steps(config)
     model = make_model(MODEL, problem, num_layers=k, step=init.tolist(), dtype=torch.float64)
@@ -316,7 +288,7 @@ def learned_row(config: QuadConfig, snr_db: float | None, problem: Any, test: An
     steps = np.asarray(model.schedule()["step"], dtype=np.float64)
     with torch.no_grad():
         traj = model(test.y, trajectory=True)
-    curve = nmse_db_curve(traj, test.x)
+    curve = nmse_db_curve(traj, test.x).tolist()
     s2 = noise_variance(eig, config.m, snr_db)
     entry = _row(MODEL, "learned", snr_db, curve, gd_residual(steps, eig), eig, s2, gd_residual(steps, grid)[-1],
                  steps=steps.tolist(), steps_sorted=np.sort(steps).tolist(), init_steps=init.tolist(),
@@ -335,15 +307,11 @@ def symmetry_check(config: QuadConfig, problem: Any, batch_size: int = 256) -> d
     p_K is a symmetric function of the steps, so at equal steps all partial derivatives are equal: the
     relative spread (max - min) / |mean| is round-off, and gradient training from there keeps the steps equal.
     """
-    import torch
-    from unfoldkit.unrolled.models import make_model
-
     model = make_model(MODEL, problem, num_layers=config.num_layers, dtype=torch.float64)
     batch = problem.sample(batch_size, np.random.default_rng(np.random.SeedSequence([1953, 3, config.seed])))
     batch = batch.to(torch.float64)
     traj = model(batch.y, trajectory=True)
-    loss = ((traj[-1] - batch.x) ** 2).sum() / (batch.x**2).sum()
-    loss.backward()
+    nmse(traj[-1], batch.x).backward()
     grad = model.step.grad.detach().numpy()
     spread = float((grad.max() - grad.min()) / abs(grad.mean()))
     return {"gradient_at_constant_1/L": grad.tolist(), "relative_spread": spread,
@@ -352,11 +320,8 @@ def symmetry_check(config: QuadConfig, problem: Any, batch_size: int = 256) -> d
 
 def float32_check(problem: Any, test: Any, schedules: dict[str, np.ndarray], num_layers: int) -> dict[str, Any]:
     """NMSE at layer K of the same schedules run in float32 (round-off of large-step schedules)."""
-    import torch
-    from unfoldkit.unrolled.solvers import run_gd
-
     y32 = test.y.to(torch.float32)
-    return {name: nmse_db_curve(run_gd(problem, y32, num_layers, step=s).iterates, test.x)[-1]
+    return {name: float(nmse_db_curve(run_gd(problem, y32, num_layers, step=s).iterates, test.x)[-1])
             for name, s in schedules.items()}
 
 
@@ -395,7 +360,7 @@ def evaluate_targets(results: dict[str, dict[str, dict[str, Any]]]) -> list[dict
                     "setting": key, "model": MODEL, "ours": wc["sup_abs_p_K"], "reference": mm,
                     "pass": None, "note": (f"grid {wc['grid_max_abs_p_K']:.4g}, exact {wc['sup_abs_p_K']:.4g} "
                                            f"at lambda={wc['argmax_lambda']:.4g}; "
-                                           f"{_fmt(wc.get('ratio_to_minimax'), '.3g')} x the minimax value")})
+                                           f"{fmt(wc.get('ratio_to_minimax'), '.3g')} x the minimax value")})
     return out
 
 
@@ -409,7 +374,7 @@ def format_table(doc: dict[str, Any]) -> str:
     layers = _layers(k)
     head = ["method", "setting", *[f"NMSE@{j} (dB)" for j in layers], f"expected@{k} (dB)", f"vs FISTA@{k} (dB)",
             f"max|p_{k}| on [mu,L]", "train time (s)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = table_head(head)
     for key, rows in doc["results"].items():
         fista = rows.get("fista", {})
         for name in ROW_ORDER:
@@ -417,17 +382,16 @@ def format_table(doc: dict[str, Any]) -> str:
             if row is None:
                 continue
             if row.get("status") != "done":
-                lines.append(f"| {name} | {row.get('setting', key)} | {row.get('status')}: "
-                             f"{row.get('error', '')[:60]} |" + " |" * (len(head) - 3))
+                lines.append(failed_row(name, row.get("setting", key), row, len(head)))
                 continue
             vs = row["nmse_db_K"] - fista["nmse_db_K"] if fista.get("status") == "done" else None
             wc = row.get("worst_case", {})
             wc_v = wc.get("sup_abs_p_K", wc.get("grid_max_abs_p_K"))
             label = name + (" (*)" if name == "chebyshev" else "") + (" (oracle)" if row["kind"] == "oracle" else "")
-            lines.append("| " + " | ".join([
-                label, row["setting"], *[_fmt(row["nmse_db"][j], ".2f") for j in layers],
-                _fmt(row.get("expected_nmse_db_K"), ".2f"), _fmt(vs, "+.2f"), _fmt(wc_v, ".4f"),
-                _fmt(row.get("train_time_s"), ".1f")]) + " |")
+            lines.append(table_row([
+                label, row["setting"], *[fmt(row["nmse_db"][j], ".2f") for j in layers],
+                fmt(row.get("expected_nmse_db_K"), ".2f"), fmt(vs, "+.2f"), fmt(wc_v, ".4f"),
+                fmt(row.get("train_time_s"), ".1f")]))
     lines.append("")
     lines.append(f"(*) Chebyshev steps are a depth-{k} schedule: only layer {k} is a Chebyshev iterate; likewise "
                  f"gd-unfolded and the oracle are built for layer {k} only (intermediate layers may grow). "
@@ -449,21 +413,21 @@ def format_steps(doc: dict[str, Any]) -> str:
         out.append("| rank | gd-unfolded | Chebyshev | avg-case oracle | layer | gd-unfolded (layer order) | init |")
         out.append("|---|---|---|---|---|---|---|")
         for i, (s, c) in enumerate(zip(ours["steps_sorted"], cheb)):
-            out.append(f"| {i + 1} | {s:.3f} | {c:.3f} | {_fmt(None if orc_s is None else orc_s[i], '.3f')} | "
+            out.append(f"| {i + 1} | {s:.3f} | {c:.3f} | {fmt(None if orc_s is None else orc_s[i], '.3f')} | "
                        f"{i} | {ours['steps'][i]:.3f} | {ours['init_steps'][i]:.3f} |")
         out.append("")
     return "\n".join(out)
 
 
 def format_targets(targets: list[dict[str, Any]]) -> str:
-    lines = ["| target | setting | ours | reference | result | note |", "|---|---|---|---|---|---|"]
+    lines = table_head(["target", "setting", "ours", "reference", "result", "note"])
     for t in targets:
         verdict = "info" if t["pass"] is None else ("PASS" if t["pass"] else "FAIL")
         ours = t.get("ours_db", t.get("ours"))
         ref = t.get("reference_db", t.get("reference"))
         unit = " dB" if "ours_db" in t else ""
-        lines.append(f"| {t['target']} | {t['setting']} | {_fmt(ours, '.4g')}{unit if ours is not None else ''} | "
-                     f"{_fmt(ref, '.4g')}{unit if ref is not None else ''} | {verdict} | {t['note']} |")
+        lines.append(f"| {t['target']} | {t['setting']} | {fmt(ours, '.4g')}{unit if ours is not None else ''} | "
+                     f"{fmt(ref, '.4g')}{unit if ref is not None else ''} | {verdict} | {t['note']} |")
     return "\n".join(lines)
 
 
@@ -482,11 +446,6 @@ def full_text(doc: dict[str, Any]) -> str:
 
 
 # ---- the runner ------------------------------------------------------------------------------------
-
-
-def output_paths(out_dir: Path, mode: str) -> tuple[Path, Path]:
-    """(JSON path, table path) of a run in ``out_dir``."""
-    return out_dir / f"unfolded_quadratic_{mode}.json", out_dir / f"unfolded_quadratic_{mode}.txt"
 
 
 def run_setting(config: QuadConfig, snr_db: float | None, checkpoint_dir: str | None, resume: bool,
@@ -527,26 +486,15 @@ def run_benchmark(config: QuadConfig, snrs: Sequence[float | None], out_dir: str
     JSON made with the same config are kept and skipped (ValueError for another config), and the trainer
     resumes its checkpoint bit-exactly.
     """
-    from unfoldkit.experiments.io import atomic_write, write_json
-
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = log or log_stderr
     out_dir = Path(out_dir)
-    json_path, table_path = output_paths(out_dir, config.mode)
-    start = time.perf_counter()
-    doc = _sparse.result_document(json_path, "unfolded_quadratic", FORMAT_VERSION, config.to_dict(), resume,
-                                  recipe=RECIPE, results={}, settings={}, targets=[], sessions=[])
-    session = {"started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-               "machine": _sparse._machine("cpu", threads), "snrs": [setting_key(s) for s in snrs],
-               "wall_time_s": None}
-    doc["sessions"].append(session)
+    run = ResultFile(out_dir, "unfolded_quadratic", FORMAT_VERSION, config.to_dict(), resume, machine("cpu", threads),
+                     {"snrs": [setting_key(s) for s in snrs]}, recipe=RECIPE, results={}, settings={}, targets=[])
+    doc = run.doc
 
     def save() -> None:
         doc["targets"] = evaluate_targets(doc["results"])
-        session["wall_time_s"] = time.perf_counter() - start
-        doc["wall_time_s_total"] = sum(s["wall_time_s"] or 0.0 for s in doc["sessions"])
-        write_json(json_path, doc)
-        text = full_text(doc)
-        atomic_write(table_path, lambda p: p.write_text(text, encoding="utf-8"))
+        run.save(full_text(doc))
 
     with limit_threads(threads):
         for snr in snrs:
@@ -565,45 +513,27 @@ def run_benchmark(config: QuadConfig, snrs: Sequence[float | None], out_dir: str
 # ---- command line ----------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _sparse._Parser(prog="python benchmarks/unfolded_quadratic.py",
-                        description="gd-unfolded vs GD, FISTA and Chebyshev steps on least squares (K = 16).")
-    p.add_argument("--quick", action="store_true", help="120 x 60, short training (seconds)")
-    p.add_argument("--snr", default="inf,40", help="noise levels in dB, 'inf' = noiseless (default inf,40)")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default benchmarks/out)")
-    p.add_argument("--seed", default="0", help="data / initialisation / training seed (default 0)")
-    p.add_argument("--threads", default="1", help="torch and BLAS threads (default 1; 0 = torch's default)")
-    p.add_argument("--resume", action="store_true", help="skip finished settings, resume the trainer checkpoint")
-    return p
+def build_parser() -> OneLineParser:
+    return settings_parser("unfolded_quadratic", "gd-unfolded vs GD, FISTA and Chebyshev steps on least squares "
+                           "(K = 16).", "120 x 60, short training (seconds)", "data / initialisation / training",
+                           "skip finished settings, resume the trainer checkpoint", DEFAULT_OUT)
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: returns 0, 1 if the training failed, 2 on a bad argument."""
-    try:
-        args = build_parser().parse_args(argv)
-        snrs = parse_snr_list(args.snr)
-        seed = _sparse._nonneg_int("--seed", args.seed)
-        threads = _sparse._nonneg_int("--threads", args.threads) or None
-        config = replace(QUICK if args.quick else FULL, seed=seed)
-        out = Path(args.out)
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"--out: {out} exists and is not a folder")
-        if args.resume:
-            _sparse.check_resumable(output_paths(out, config.mode)[0], config.to_dict())
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    args = build_parser().parse_args(argv)
+    snrs = parse_snr_list(args.snr)
+    config = replace(QUICK if args.quick else FULL, seed=args.seed)
+    paths = output_paths(args.out, "unfolded_quadratic", config.mode)
+    if args.resume:
+        check_resumable(paths[0], config.to_dict())
     t0 = time.perf_counter()
-    doc = run_benchmark(config, snrs, out, resume=args.resume, threads=threads)
+    doc = run_benchmark(config, snrs, args.out, resume=args.resume, threads=args.threads or None)
     wall = time.perf_counter() - t0
     print(full_text(doc), end="")
-    json_path, table_path = output_paths(out, config.mode)
-    print(f"\nwall time of this run: {wall:.1f} s ({config.mode} mode); wrote {json_path} and {table_path}")
-    failed = [f"{key}/{MODEL}" for key, rows in doc["results"].items() if rows.get(MODEL, {}).get("status") != "done"]
-    if failed:
-        print(f"failed: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+    return finish(wall, config.mode, paths, [f"{key}/{MODEL}" for key, rows in doc["results"].items()
+                                             if rows.get(MODEL, {}).get("status") != "done"])
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark (issue 3): every unfolded model of ``MODELS`` beside ISTA and FISTA on sparse recovery.
+"""Benchmark: every unfolded model of ``MODELS`` beside ISTA and FISTA on sparse recovery.
 
 The standard setting of Chen, Liu, Wang & Yin (NeurIPS 2018) and Liu, Chen, Wang & Yin (ICLR 2019):
 y = A x (+ noise), A in R^{m x n} with N(0, 1/m) entries and unit-norm columns (``SparseRecovery``),
@@ -14,8 +14,8 @@ Measured, per setting (noise level) and per method, on one fixed, seeded test se
   ``lam_grid``; also at lambda = 0.4, the value behind the only published ISTA/FISTA numbers;
 * every model of ``MODELS`` trained with the recipe of ``RECIPES`` (documented there and in
   benchmarks/README.md), its training time, its peak memory and its number of learned parameters;
-* published values beside ours (``PUBLISHED``, from docs/published_curves.md; "not available" elsewhere);
-* the targets of the issue, each with pass / fail / not evaluable (``evaluate_targets``).
+* published values beside ours (``PUBLISHED``, read from benchmarks/published.json; "not available" elsewhere);
+* the targets, each with pass / fail / not evaluable (``evaluate_targets``).
 
 Peak memory on CPU is the increase of ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` during training
 (``peak_memory_kind`` "ru_maxrss-delta, fresh process" when every model trains in its own spawned process,
@@ -23,30 +23,38 @@ the default; "ru_maxrss-delta, shared process (lower bound)" with ``--no-isolate
 higher peak hides a later one). On CUDA it is ``torch.cuda.max_memory_allocated``.
 
 Outputs (``--out``, default benchmarks/out/): ``unfolded_sparse_<mode>.json`` (rewritten atomically with
-``experiments.io.write_json`` after every method, so ``--resume`` skips what is finished) and
+``unrolled.io.write_json`` after every method, so ``--resume`` skips what is finished) and
 ``unfolded_sparse_<mode>.txt`` (the table); per-model trainer checkpoints under
 ``checkpoints/<mode>/<setting>/<model>/`` (``--resume`` continues an interrupted training bit-exactly).
 Bad arguments print one line on stderr and exit with status 2.
 """
 from __future__ import annotations
 
-import argparse
-import concurrent.futures
-import contextlib
-import datetime as _dt
-import math
-import multiprocessing
-import os
-import platform
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+
+from unfoldkit.experiments.arguments import OneLineParser
+from unfoldkit.experiments.benchmarking import (
+    Budget, ResultFile, UsageError, Worker, check_resumable, command, failed_row, finish, fmt, log_stderr, machine,
+    output_paths, parse_models, parse_snr_list, setting_key, setting_label, settings_parser, table_head, table_row,
+)
+from unfoldkit.unrolled.io import read_json, write_json
+from unfoldkit.unrolled.metrics import nmse, nmse_db_curve
+from unfoldkit.unrolled.models import MODELS, make_model
+from unfoldkit.unrolled.problems.sparse import SparseRecovery
+from unfoldkit.unrolled.resources import peak_memory, peak_rss_bytes
+from unfoldkit.unrolled.solvers import run_fista, run_ista
+from unfoldkit.unrolled.training import evaluate, train
+from unfoldkit.unrolled.training.schemes import make_scheme
+from unfoldkit.unrolled.training.threads import limit_threads
 
 #: bump when the JSON layout changes (a resumed file must have the same version)
 FORMAT_VERSION = 1
@@ -56,24 +64,11 @@ AUTHORS_LAM = 0.4
 #: the LISTA family (trained layer-wise, initialised with AUTHORS_LAM)
 LISTA_FAMILY = ("lista", "lista-cp", "lista-cpss", "alista")
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
-
-
-class UsageError(ValueError):
-    """A bad command-line argument (reported on one line, exit status 2)."""
+#: the published reference values, each with its source
+PUBLISHED_FILE = Path(__file__).resolve().parent / "published.json"
 
 
 # ---- settings --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Training budget of one scheme: ``epochs`` (per stage for layer-wise) of ``steps_per_epoch`` fresh
-    batches of ``batch_size``; a stage stops after ``patience`` epochs without improvement (None: never)."""
-
-    epochs: int
-    steps_per_epoch: int
-    batch_size: int = 64
-    patience: int | None = None
 
 
 @dataclass(frozen=True)
@@ -172,24 +167,10 @@ RECIPES: dict[str, dict[str, Any]] = {
                "(same training code as LISTA-CPSS); p = 1.2 %/layer, max 13 %"},
 }
 
-_NA_CAVEATS = ("NA-ALISTA authors' precomputed logs (feeds/na-alista, commit ca3c493, "
-               "res/models/.../train_log, last epoch 419), layer 16 only; see docs/published_curves.md")
-#: Published layer-K NMSE (dB) in the standard setting (m 250, n 500, p 0.1, K 16), keyed by
-#: (row name, SNR in dB; None = noiseless). Only numbers readable as text are listed (docs/published_curves.md).
+#: Published layer-K NMSE (dB) in the standard setting (m 250, n 500, p 0.1, K 16), keyed by (row name, SNR in
+#: dB; None = noiseless): {"nmse_db", "source", "caveats"}, from benchmarks/published.json (docs/published_curves.md).
 PUBLISHED: dict[tuple[str, float | None], dict[str, Any]] = {
-    ("alista", 40.0): {"nmse_db": -39.05, "source": _NA_CAVEATS, "caveats": (
-        "W_frob ALISTA trained END-TO-END (Adam 2e-4, 420 epochs x 50,000 samples, grad-clip 1), support "
-        "selection linspace(3, 60, 16) entries (~0.6 % -> 12 %), gamma, theta init 0.5; not the ICLR-2019 "
-        "layer-wise recipe with the coherence weight. Our ALISTA trained with THAT recipe follows the published "
-        "curve epoch by epoch (-0.06 dB on average up to epoch 303): benchmarks/alista_published_recipe.py")},
-    ("alista", 20.0): {"nmse_db": -21.06, "source": _NA_CAVEATS, "caveats": "as at 40 dB"},
-    ("ista@lam=0.4", 40.0): {"nmse_db": -5.770, "source": _NA_CAVEATS,
-                             "caveats": "lambda 0.4, step 1/L, x0 = 0, 16 iterations"},
-    ("ista@lam=0.4", 20.0): {"nmse_db": -5.719, "source": _NA_CAVEATS, "caveats": "as at 40 dB"},
-    ("fista@lam=0.4", 40.0): {"nmse_db": -7.625, "source": _NA_CAVEATS,
-                              "caveats": "lambda 0.4, step 1/L, x0 = 0, 16 iterations"},
-    ("fista@lam=0.4", 20.0): {"nmse_db": -7.552, "source": _NA_CAVEATS, "caveats": "as at 40 dB"},
-}
+    (e["row"], e["snr_db"]): {k: e[k] for k in ("nmse_db", "source", "caveats")} for e in read_json(PUBLISHED_FILE)["layer_K"]}
 #: learned models whose family is not sparse recovery: their sparse rows are information, and their T2
 #: ("better than FISTA at equal depth") is judged on their own family by the named benchmark
 OWN_FAMILY_BENCHMARK: dict[str, str] = {
@@ -200,98 +181,15 @@ OWN_FAMILY_BENCHMARK: dict[str, str] = {
 }
 #: tolerance of the "within 3 dB of the published value" target
 PUBLISHED_TOLERANCE_DB = 3.0
-#: models whose published-value target the issue names
+#: models with a published-value target (T1)
 PUBLISHED_TARGET_MODELS = ("lista-cpss", "alista")
 
 
-# ---- small helpers ---------------------------------------------------------------------------------
-
-
-def setting_key(snr_db: float | None) -> str:
-    """The JSON key of a noise level: "snr=inf" or "snr=40"."""
-    return "snr=inf" if snr_db is None else f"snr={snr_db:g}"
-
-
-def setting_label(snr_db: float | None) -> str:
-    """Human label of a noise level."""
-    return "noiseless" if snr_db is None else f"SNR {snr_db:g} dB"
-
-
-def parse_snr_list(text: str) -> list[float | None]:
-    """Parse "inf,40" into [None, 40.0] (UsageError on anything else)."""
-    out: list[float | None] = []
-    for item in (t.strip() for t in text.split(",")):
-        if item.lower() in ("inf", "noiseless", "none"):
-            value: float | None = None
-        else:
-            try:
-                value = float(item)
-            except ValueError:
-                raise UsageError(f"--snr: {item!r} is not a number or 'inf'") from None
-            if not math.isfinite(value):
-                value = None if value > 0 else math.nan
-            if value is not None and not math.isfinite(value):
-                raise UsageError(f"--snr: {item!r} is not a finite SNR in dB or 'inf'")
-        if value in out:
-            raise UsageError(f"--snr: {item!r} is listed twice")
-        out.append(value)
-    if not out:
-        raise UsageError("--snr: give at least one noise level, e.g. inf,40")
-    return out
-
-
-def parse_models(text: str, known: Sequence[str]) -> list[str]:
-    """Parse "a,b" into model families from ``known`` (UsageError naming an unknown one); "all" = every one."""
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if items == ["all"]:
-        return list(known)
-    if not items:
-        raise UsageError("--models: give at least one model, e.g. alista,lista-cpss (or 'all')")
-    for item in items:
-        if item not in known:
-            raise UsageError(f"--models: unknown model {item!r}; known: {', '.join(known)}")
-    if len(set(items)) != len(items):
-        raise UsageError("--models: a model is listed twice")
-    return [k for k in known if k in items]
-
-
-def to_db(value: float) -> float:
-    """10 log10(value) (-inf for 0, nan for a negative or nan value)."""
-    if not value >= 0:
-        return float("nan")
-    return float("-inf") if value == 0 else float(10.0 * math.log10(value))
-
-
-def nmse_db_curve(iterates: Any, x: Any) -> list[float]:
-    """Per-layer NMSE in dB of a trajectory (K+1, B, n) against x (B, n), sums accumulated in float64."""
-    err = ((iterates.double() - x.double()) ** 2).sum(dim=(1, 2))
-    norm = float((x.double() ** 2).sum())
-    return [to_db(float(e) / norm) for e in err]
-
-
-def _rss_bytes() -> int | None:
-    """The process's peak resident set size so far (ru_maxrss, in bytes), None where unavailable."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - Windows
-        return None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)
-
-
-@contextlib.contextmanager
-def limit_threads(threads: int | None) -> Iterator[None]:
-    """``unfoldkit.unrolled.training.threads.limit_threads`` (torch and BLAS threads), imported lazily."""
-    from unfoldkit.unrolled.training.threads import limit_threads as _limit_threads
-
-    with _limit_threads(threads):
-        yield
+# ---- the problem and the data ---------------------------------------------------------------------
 
 
 def make_problem(config: BenchConfig, snr_db: float | None, lam: float) -> Any:
     """The SparseRecovery of the benchmark (A drawn from ``problem_seed``; ``lam`` only sets the objective)."""
-    from unfoldkit.unrolled.problems.sparse import SparseRecovery
-
     return SparseRecovery(m=config.m, n=config.n, sparsity=config.sparsity, snr_db=snr_db, lam=lam,
                           seed=config.problem_seed)
 
@@ -315,8 +213,6 @@ def data_sets(config: BenchConfig, snr_db: float | None) -> tuple[Any, Any]:
 def run_baselines(config: BenchConfig, snr_db: float | None) -> dict[str, dict[str, Any]]:
     """ISTA and FISTA (K iterations, step 1/L, x_0 = 0, float64) with lambda tuned on the validation set,
     and both at lambda = AUTHORS_LAM (the published baselines' value). Returns entries keyed by row name."""
-    from unfoldkit.unrolled.solvers import run_fista, run_ista
-
     t0 = time.perf_counter()
     val, test = data_sets(config, snr_db)
     k = config.num_layers
@@ -330,7 +226,7 @@ def run_baselines(config: BenchConfig, snr_db: float | None) -> dict[str, dict[s
         tuning = time.perf_counter() - t0
         for row, lam, tuned in ((name, best, True), (f"{name}@lam={AUTHORS_LAM:g}", AUTHORS_LAM, False)):
             problem = make_problem(config, snr_db, lam)
-            curve = nmse_db_curve(runner(problem, test.y, k).iterates, test.x)
+            curve = nmse_db_curve(runner(problem, test.y, k).iterates, test.x).tolist()
             entry: dict[str, Any] = {
                 "name": row, "kind": "classical", "algorithm": name, "setting": setting_label(snr_db),
                 "snr_db": snr_db, "lam": lam, "lam_tuned": tuned, "nmse_db": curve, "nmse_db_K": curve[-1],
@@ -384,56 +280,35 @@ def train_model(config_dict: dict[str, Any], family: str, recipe: dict[str, Any]
     of the row (per-layer test NMSE, training time, peak memory, parameter count, recipe).
     """
     with limit_threads(threads):
-        return _train_model(config_dict, family, recipe, snr_db, fista_lam, checkpoint_dir, resume, device,
-                            isolated)
-
-
-def _train_model(config_dict: dict[str, Any], family: str, recipe: dict[str, Any], snr_db: float | None,
-                 fista_lam: float, checkpoint_dir: str | None, resume: bool, device: str,
-                 isolated: bool) -> dict[str, Any]:
-    import torch
-    from unfoldkit.unrolled.models import make_model
-    from unfoldkit.unrolled.training import train
-    from unfoldkit.unrolled.training.trainer import evaluate
-
-    config = BenchConfig.from_dict(config_dict)
-    lam = AUTHORS_LAM if recipe["lam_source"] == "authors" else fista_lam
-    problem = make_problem(config, snr_db, lam)
-    _, test = data_sets(config, snr_db)
-    torch.manual_seed(config.seed)
-    model = make_model(family, problem, num_layers=config.num_layers, **recipe["model_args"])
-    params = int(sum(p.numel() for p in model.parameters() if p.requires_grad))
-    resumed = bool(resume and checkpoint_dir is not None and (Path(checkpoint_dir) / "checkpoint.pt").exists())
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    rss_before = _rss_bytes()
-    result = train(model, problem, recipe["scheme"], resume=resume, checkpoint_dir=checkpoint_dir,
-                   device=device, progress=False, **recipe["options"], **recipe["settings"])
-    if dev.type == "cuda":
-        peak, kind = int(torch.cuda.max_memory_allocated(dev)), "torch.cuda.max_memory_allocated"
-    else:
-        rss_after = _rss_bytes()
-        peak = None if rss_before is None or rss_after is None else rss_after - rss_before
-        kind = "ru_maxrss-delta, fresh process" if isolated else "ru_maxrss-delta, shared process (lower bound)"
-    ev = evaluate(model, problem, test.to(model.model_dtype, dev), batch_size=1000)
-    curve = [float(v) for v in ev["nmse_db"]]
-    return {
-        "name": family, "kind": "learned", "family": family, "paradigm": type(model).paradigm,
-        "setting": setting_label(snr_db), "snr_db": snr_db, "lam": lam, "nmse_db": curve, "nmse_db_K": curve[-1],
-        "train_time_s": float(result.wall_time_s), "peak_memory_bytes": peak, "peak_memory_kind": kind,
-        "peak_rss_bytes": _rss_bytes(), "params": params, "recipe": {**recipe_json(recipe), "lam": lam},
-        "epochs_run": int(result.epochs_run), "stopped_early": bool(result.stopped_early),
-        "stages": len(result.stages), "best_val_nmse_db": result.best_val_nmse_db,
-        "val_nmse_db_K": (result.final_val_nmse_db or [None])[-1], "resumed": resumed,
-        "model_config": model.config(), "device": str(dev), "status": "done"}
-
-
-def _spawn_train(*args: Any) -> dict[str, Any]:
-    """Run ``train_model`` in a fresh spawned process (own ru_maxrss) and return its entry."""
-    ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-        return pool.submit(train_model, *args).result()
+        config = BenchConfig.from_dict(config_dict)
+        lam = AUTHORS_LAM if recipe["lam_source"] == "authors" else fista_lam
+        problem = make_problem(config, snr_db, lam)
+        _, test = data_sets(config, snr_db)
+        torch.manual_seed(config.seed)
+        model = make_model(family, problem, num_layers=config.num_layers, **recipe["model_args"])
+        params = int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+        resumed = bool(resume and checkpoint_dir is not None and (Path(checkpoint_dir) / "checkpoint.pt").exists())
+        dev = torch.device(device)
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        rss_before = peak_rss_bytes()
+        result = train(model, problem, recipe["scheme"], resume=resume, checkpoint_dir=checkpoint_dir,
+                       device=device, progress=False, **recipe["options"], **recipe["settings"])
+        peak, kind = peak_memory(dev)
+        if dev.type != "cuda":
+            peak = None if rss_before is None or peak is None else peak - rss_before
+            kind = "ru_maxrss-delta, fresh process" if isolated else "ru_maxrss-delta, shared process (lower bound)"
+        ev = evaluate(model, problem, test.to(model.model_dtype, dev), batch_size=1000)
+        curve = [float(v) for v in ev["nmse_db"]]
+        return {
+            "name": family, "kind": "learned", "family": family, "paradigm": type(model).paradigm,
+            "setting": setting_label(snr_db), "snr_db": snr_db, "lam": lam, "nmse_db": curve, "nmse_db_K": curve[-1],
+            "train_time_s": float(result.wall_time_s), "peak_memory_bytes": peak, "peak_memory_kind": kind,
+            "peak_rss_bytes": peak_rss_bytes(), "params": params, "recipe": {**recipe_json(recipe), "lam": lam},
+            "epochs_run": int(result.epochs_run), "stopped_early": bool(result.stopped_early),
+            "stages": len(result.stages), "best_val_nmse_db": result.best_val_nmse_db,
+            "val_nmse_db_K": (result.final_val_nmse_db or [None])[-1], "resumed": resumed,
+            "model_config": model.config(), "device": str(dev), "status": "done"}
 
 
 def estimate_wall_time(config: BenchConfig, models: Sequence[str], snrs: Sequence[float | None],
@@ -446,11 +321,7 @@ def estimate_wall_time(config: BenchConfig, models: Sequence[str], snrs: Sequenc
     early runs fewer epochs), measured on this machine under its current load. Returns
     {"per_model": {family: {...}}, "total_s": ..., "steps_timed": steps}.
     """
-    import torch
-    from unfoldkit.unrolled.models import make_model
-    from unfoldkit.unrolled.training.schemes import make_scheme
-
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = log or log_stderr
     per_model: dict[str, Any] = {}
     with limit_threads(threads):
         for family in models:
@@ -469,7 +340,7 @@ def estimate_wall_time(config: BenchConfig, models: Sequence[str], snrs: Sequenc
                 batch = problem.sample(st["batch_size"], rng).to(model.model_dtype)
                 opt.zero_grad()
                 traj = model(batch.y, trajectory=True)
-                loss = ((traj[-1] - batch.x) ** 2).sum() / (batch.x**2).sum()
+                loss = nmse(traj[-1], batch.x)
                 loss.backward()
                 opt.step()
                 if i > 0:  # the first step warms up
@@ -511,7 +382,7 @@ def published_for(name: str, config: BenchConfig, snr_db: float | None) -> dict[
 
 
 def evaluate_targets(results: dict[str, dict[str, dict[str, Any]]], config: BenchConfig) -> list[dict[str, Any]]:
-    """The issue's targets, each {"target", "setting", "model", "ours_db", "reference_db", "pass", "note"}.
+    """The targets, each {"target", "setting", "model", "ours_db", "reference_db", "pass", "note"}.
 
     T1: LISTA-CPSS and ALISTA within PUBLISHED_TOLERANCE_DB of the published layer-K value (|difference|),
     where one exists (``pass`` None otherwise). T2: every learned model strictly better than FISTA (tuned
@@ -570,86 +441,48 @@ def evaluate_targets(results: dict[str, dict[str, dict[str, Any]]], config: Benc
 # ---- table -----------------------------------------------------------------------------------------
 
 
-def _fmt(value: Any, spec: str, missing: str = "-") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return missing
-    return format(value, spec)
-
-
 def format_table(doc: dict[str, Any]) -> str:
     """The results as one Markdown table: rows = methods, columns = setting, NMSE at layer K, published,
     difference to FISTA, training time, peak memory, learned parameters."""
     k = doc["config"]["num_layers"]
     head = ["method", "setting", f"NMSE@{k} (dB)", f"published@{k} (dB)", f"vs FISTA@{k} (dB)",
             "train time (s)", "peak mem (MiB)", "params"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = table_head(head)
     for key, rows in doc["results"].items():
         fista = rows.get("fista", {})
         for name, row in rows.items():
             if row.get("status") != "done":
-                lines.append(f"| {name} | {key} | {row.get('status')}: {row.get('error', '')[:60]} |"
-                             + " |" * (len(head) - 3))
+                lines.append(failed_row(name, key, row, len(head)))
                 continue
             label = name
             if row["kind"] == "classical" and row.get("lam_tuned"):
                 label = f"{name} (tuned lam={row['lam']:g})"
             pub = row.get("published", {})
-            pub_s = _fmt(pub.get("nmse_db"), ".2f") if pub.get("available") else "not available"
+            pub_s = fmt(pub.get("nmse_db"), ".2f") if pub.get("available") else "not available"
             vs = None
             if row["kind"] == "learned" and fista.get("status") == "done":
                 vs = row["nmse_db_K"] - fista["nmse_db_K"]
             mem = row.get("peak_memory_bytes")
-            lines.append("| " + " | ".join([
-                label, row["setting"], _fmt(row["nmse_db_K"], ".2f"), pub_s, _fmt(vs, "+.2f"),
-                _fmt(row.get("train_time_s"), ".1f"), _fmt(None if mem is None else mem / 2**20, ".1f"),
-                str(row.get("params", "-"))]) + " |")
+            lines.append(table_row([
+                label, row["setting"], fmt(row["nmse_db_K"], ".2f"), pub_s, fmt(vs, "+.2f"),
+                fmt(row.get("train_time_s"), ".1f"), fmt(None if mem is None else mem / 2**20, ".1f"),
+                row.get("params", "-")]))
     return "\n".join(lines)
 
 
 def format_targets(targets: list[dict[str, Any]]) -> str:
     """The targets as a Markdown table (PASS / FAIL / n/a)."""
-    lines = ["| target | setting | model | ours (dB) | reference (dB) | result | note |", "|---|---|---|---|---|---|---|"]
+    lines = table_head(["target", "setting", "model", "ours (dB)", "reference (dB)", "result", "note"])
     for t in targets:
         verdict = "n/a" if t["pass"] is None else ("PASS" if t["pass"] else "FAIL")
         if t["target"].startswith("T0"):
-            verdict = f"info ({_fmt(t['difference_db'], '+.2f')} dB)"
-        lines.append(f"| {t['target']} | {t['setting']} | {t['model']} | {_fmt(t['ours_db'], '.2f')} | "
-                     f"{_fmt(t['reference_db'], '.2f')} | {verdict} | {t['note']} |")
+            verdict = f"info ({fmt(t['difference_db'], '+.2f')} dB)"
+        lines.append(table_row([t["target"], t["setting"], t["model"], fmt(t["ours_db"], ".2f"),
+                                fmt(t["reference_db"], ".2f"), verdict, t["note"]]))
     return "\n".join(lines)
 
 
 # ---- the runner ------------------------------------------------------------------------------------
-
-
-def _machine(device: str, threads: int | None) -> dict[str, Any]:
-    import torch
-
-    return {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "cpu_count": os.cpu_count(), "torch_threads": threads if threads is not None else torch.get_num_threads(),
-            "device": device}
-
-
-def output_paths(out_dir: Path, mode: str) -> tuple[Path, Path]:
-    """(JSON path, table path) of a run in ``out_dir``."""
-    return out_dir / f"unfolded_sparse_{mode}.json", out_dir / f"unfolded_sparse_{mode}.txt"
-
-
-def result_document(json_path: Path, benchmark: str, version: int, config: dict[str, Any], resume: bool,
-                    **fresh: Any) -> dict[str, Any]:
-    """The JSON document of a run: with ``resume``, the existing ``json_path`` (ValueError unless it is a
-    ``benchmark`` result of format ``version`` made with ``config``); otherwise (or when absent) a new one
-    with the fields ``fresh``."""
-    if resume and json_path.exists():
-        from unfoldkit.experiments.io import read_json
-
-        doc = read_json(json_path)
-        if doc.get("format_version") != version or doc.get("benchmark") != benchmark:
-            raise ValueError(f"cannot resume from {json_path}: not a {benchmark} v{version} result")
-        if doc.get("config") != config:
-            raise ValueError(f"cannot resume from {json_path}: it was made with another configuration "
-                             f"(delete it or use another --out)")
-        return doc
-    return {"benchmark": benchmark, "format_version": version, "config": config, **fresh}
 
 
 def run_benchmark(config: BenchConfig, models: Sequence[str], snrs: Sequence[float | None], out_dir: str | Path,
@@ -664,18 +497,12 @@ def run_benchmark(config: BenchConfig, models: Sequence[str], snrs: Sequence[flo
     stored config must equal ``config`` (ValueError otherwise). A model that raises is recorded with
     ``status`` "failed" and its error, and the run goes on.
     """
-    from unfoldkit.experiments.io import atomic_write, write_json
-
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = log or log_stderr
     out_dir = Path(out_dir)
-    json_path, table_path = output_paths(out_dir, config.mode)
-    start = time.perf_counter()
-    doc = result_document(json_path, "unfolded_sparse", FORMAT_VERSION, config.to_dict(), resume,
-                          recipes={}, results={}, targets=[], sessions=[])
-    session = {"started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-               "machine": _machine(device, threads), "models": list(models),
-               "snrs": [setting_key(s) for s in snrs], "isolate": isolate, "wall_time_s": None}
-    doc["sessions"].append(session)
+    run = ResultFile(out_dir, "unfolded_sparse", FORMAT_VERSION, config.to_dict(), resume, machine(device, threads),
+                     {"models": list(models), "snrs": [setting_key(s) for s in snrs], "isolate": isolate},
+                     recipes={}, results={}, targets=[])
+    doc = run.doc
     doc["peak_memory_method"] = (
         "torch.cuda.max_memory_allocated" if device.startswith("cuda") else
         "increase of resource.getrusage(RUSAGE_SELF).ru_maxrss during training, "
@@ -684,11 +511,7 @@ def run_benchmark(config: BenchConfig, models: Sequence[str], snrs: Sequence[flo
 
     def save() -> None:
         doc["targets"] = evaluate_targets(doc["results"], config)
-        session["wall_time_s"] = time.perf_counter() - start
-        doc["wall_time_s_total"] = sum(s["wall_time_s"] or 0.0 for s in doc["sessions"])
-        write_json(json_path, doc)
-        text = format_table(doc) + "\n\n" + format_targets(doc["targets"]) + "\n"
-        atomic_write(table_path, lambda p: p.write_text(text, encoding="utf-8"))
+        run.save(format_table(doc) + "\n\n" + format_targets(doc["targets"]) + "\n")
 
     for family in models:
         doc["recipes"][family] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in RECIPES[family].items()}
@@ -720,7 +543,11 @@ def run_benchmark(config: BenchConfig, models: Sequence[str], snrs: Sequence[flo
             args = (config.to_dict(), family, recipe, snr, float(rows["fista"]["lam"]), str(ckpt), resume, device, threads,
                     isolate)
             try:
-                entry = _spawn_train(*args) if isolate else train_model(*args)
+                if isolate:
+                    with Worker(train_model) as worker:
+                        entry = worker.call(*args)
+                else:
+                    entry = train_model(*args)
             except Exception as err:  # noqa: BLE001 - recorded in the JSON, the run goes on
                 rows[family] = {"name": family, "kind": "learned", "setting": setting_label(snr), "snr_db": snr,
                                 "status": "failed", "error": f"{type(err).__name__}: {err}"}
@@ -739,38 +566,13 @@ def run_benchmark(config: BenchConfig, models: Sequence[str], snrs: Sequence[flo
 # ---- command line ----------------------------------------------------------------------------------
 
 
-def check_resumable(json_path: Path, config: dict[str, Any]) -> None:
-    """UsageError unless ``json_path`` is absent or a readable result made with ``config`` (for --resume)."""
-    if not json_path.exists():
-        return
-    from unfoldkit.experiments.io import read_json
-
-    try:
-        old = read_json(json_path)
-    except (OSError, ValueError) as err:
-        raise UsageError(f"--resume: cannot read {json_path}: {err}") from None
-    if old.get("config") != config:
-        raise UsageError(f"--resume: {json_path} was made with another configuration "
-                         f"(other --seed or mode?); delete it or use another --out")
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
-        raise UsageError(message)
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> OneLineParser:
     """The command-line parser."""
-    p = _Parser(prog="python benchmarks/unfolded_sparse.py",
-                description="Unfolded models vs ISTA/FISTA on sparse recovery (Chen et al. 2018 setting).")
-    p.add_argument("--quick", action="store_true", help="64 x 128, short training (minutes on 2 CPU cores)")
+    p = settings_parser("unfolded_sparse", "Unfolded models vs ISTA/FISTA on sparse recovery (Chen et al. 2018 "
+                        "setting).", "64 x 128, short training (minutes on 2 CPU cores)", "data",
+                        "skip finished rows, resume trainer checkpoints", DEFAULT_OUT)
     p.add_argument("--models", default="all", help="comma-separated families of MODELS, or 'all' (default)")
-    p.add_argument("--snr", default="inf,40", help="noise levels in dB, 'inf' = noiseless (default inf,40)")
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default benchmarks/out)")
-    p.add_argument("--resume", action="store_true", help="skip finished rows, resume trainer checkpoints")
-    p.add_argument("--seed", default="0", help="data seed (default 0)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:i] (default cpu)")
-    p.add_argument("--threads", default="1", help="torch threads per process (default 1; 0 = torch's default)")
     p.add_argument("--estimate", action="store_true",
                    help="only time a few training steps per model and print an estimate of the training time")
     p.add_argument("--no-isolate", action="store_true",
@@ -778,50 +580,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _nonneg_int(name: str, text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"{name}: {text!r} is not an integer") from None
-    if value < 0:
-        raise UsageError(f"{name}: must be >= 0, got {value}")
-    return value
-
-
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: returns 0, 1 if a model failed, 2 on a bad argument."""
-    try:
-        args = build_parser().parse_args(argv)
-        from unfoldkit.unrolled.models import MODELS
-
-        models = parse_models(args.models, list(MODELS))
-        snrs = parse_snr_list(args.snr)
-        seed = _nonneg_int("--seed", args.seed)
-        threads = _nonneg_int("--threads", args.threads) or None
-        if args.device != "cpu":
-            import torch
-
-            try:
-                dev = torch.device(args.device)
-            except (RuntimeError, ValueError):
-                raise UsageError(f"--device: {args.device!r} is not 'cpu' or 'cuda[:i]'") from None
-            if dev.type != "cuda" or not torch.cuda.is_available():
-                raise UsageError(f"--device: {args.device!r} is not available here")
-        config = replace(QUICK if args.quick else FULL, seed=seed)
-        out = Path(args.out)
-        if out.exists() and not out.is_dir():
-            raise UsageError(f"--out: {out} exists and is not a folder")
-        if args.resume:
-            check_resumable(output_paths(out, config.mode)[0], config.to_dict())
-    except UsageError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    args = build_parser().parse_args(argv)
+    models = parse_models(args.models, list(MODELS))
+    snrs = parse_snr_list(args.snr)
+    threads = args.threads or None
+    if args.device != "cpu":
+        try:
+            dev = torch.device(args.device)
+        except (RuntimeError, ValueError):
+            raise UsageError(f"--device: {args.device!r} is not 'cpu' or 'cuda[:i]'") from None
+        if dev.type != "cuda" or not torch.cuda.is_available():
+            raise UsageError(f"--device: {args.device!r} is not available here")
+    config = replace(QUICK if args.quick else FULL, seed=args.seed)
+    out = args.out
+    paths = output_paths(out, "unfolded_sparse", config.mode)
+    if args.resume:
+        check_resumable(paths[0], config.to_dict())
     if args.estimate:
-        from unfoldkit.experiments.io import write_json
-
         est = estimate_wall_time(config, models, snrs, threads=threads)
         path = write_json(out / f"unfolded_sparse_{config.mode}_estimate.json",
-                          {"config": config.to_dict(), "machine": _machine(args.device, threads), **est})
+                          {"config": config.to_dict(), "machine": machine(args.device, threads), **est})
         print(f"ESTIMATED training time ({config.mode} mode, {len(snrs)} setting(s), {len(models)} model(s)): "
               f"about {est['total_s'] / 60:.0f} min (upper bound w.r.t. early stopping; wrote {path})")
         return 0
@@ -832,14 +613,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_table(doc))
     print()
     print(format_targets(doc["targets"]))
-    json_path, table_path = output_paths(out, config.mode)
-    print(f"\nwall time of this run: {wall:.1f} s ({config.mode} mode); wrote {json_path} and {table_path}")
-    failed = [f"{key}/{name}" for key, rows in doc["results"].items() for name, row in rows.items()
-              if row.get("status") != "done"]
-    if failed:
-        print(f"failed: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+    return finish(wall, config.mode, paths, [f"{key}/{name}" for key, rows in doc["results"].items()
+                                             for name, row in rows.items() if row.get("status") != "done"])
 
 
 if __name__ == "__main__":

@@ -4,30 +4,13 @@ smoke run (JSON structure, finite values, the recipe's model), and bad command-l
 Nothing here checks the quality of the numbers (that needs minutes of training: benchmarks/README.md)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load():
-    name = "unfoldkit_benchmark_alista_published_recipe"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "alista_published_recipe.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
+import benchmarks.alista_published_recipe as bench
 
 
 def test_published_log_is_the_read_rows():

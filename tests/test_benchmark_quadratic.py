@@ -7,34 +7,20 @@ and is tested in tests/test_quadratic_schedules.py.
 The tiny run (m = 12, n = 6, K = 3, a few training steps) takes about a second."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 
+import benchmarks.unfolded_quadratic as bench
+from unfoldkit.experiments.benchmarking import Budget, output_paths
 from unfoldkit.theory import quadratic_schedules
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _load_benchmark():
-    name = "unfoldkit_benchmark_unfolded_quadratic"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "unfolded_quadratic.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses need the module registered while it executes
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_benchmark()
-
 TINY = bench.QuadConfig(mode="tiny", m=12, n=6, kappa=10.0, num_layers=3, test_size=40, train_val_size=16,
-                        budget=bench.Budget(2, 3, 8, None), grid_points=2001)
+                        budget=Budget(2, 3, 8, None), grid_points=2001)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +33,7 @@ def tiny_run(tmp_path_factory):
 
 def test_tiny_run_writes_json_with_every_row_and_finite_curves(tiny_run):
     out, _, _ = tiny_run
-    json_path, table_path = bench.output_paths(out, "tiny")
+    json_path, table_path = output_paths(out, "unfolded_quadratic", "tiny")
     doc = json.loads(json_path.read_text())
     assert doc["benchmark"] == "unfolded_quadratic" and doc["format_version"] == bench.FORMAT_VERSION
     assert doc["config"] == json.loads(json.dumps(TINY.to_dict()))
@@ -140,7 +126,7 @@ def test_out_that_is_a_file_and_resume_with_another_config_are_usage_errors(tmp_
     afile = tmp_path / "file"
     afile.write_text("x")
     assert bench.main(["--out", str(afile)]) == 2
-    write_json(bench.output_paths(tmp_path, "quick")[0], {"config": {"mode": "quick", "m": 1}})
+    write_json(output_paths(tmp_path, "unfolded_quadratic", "quick")[0], {"config": {"mode": "quick", "m": 1}})
     assert bench.main(["--quick", "--resume", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "not a folder" in err and "another configuration" in err and err.count("\n") == 2

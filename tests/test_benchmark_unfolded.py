@@ -5,33 +5,16 @@ The tiny setting (m = 10, n = 20, K = 2, two models, a few training steps, model
 takes a few seconds; nothing here checks the quality of the numbers, only their structure."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_benchmark():
-    name = "unfoldkit_benchmark_unfolded_sparse"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "unfolded_sparse.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses need the module registered while it executes
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load_benchmark()
+import benchmarks.unfolded_sparse as bench
+from unfoldkit.experiments.benchmarking import Budget, output_paths
 
 TINY = bench.BenchConfig(mode="tiny", m=10, n=20, num_layers=2, test_size=40, lam_val_size=40, train_val_size=32,
-                         lam_grid=(0.05, 0.2), layerwise=bench.Budget(1, 2, 16, None),
-                         end_to_end=bench.Budget(2, 2, 16, None))
+                         lam_grid=(0.05, 0.2), layerwise=Budget(1, 2, 16, None), end_to_end=Budget(2, 2, 16, None))
 MODELS = ["ista-learned-step", "lista-cp"]
 ROWS = ("ista", "fista", "ista@lam=0.4", "fista@lam=0.4", *MODELS)
 
@@ -46,7 +29,7 @@ def tiny_run(tmp_path_factory):
 
 def test_tiny_run_writes_json_with_every_row_and_finite_curves(tiny_run):
     out, _, _ = tiny_run
-    json_path, table_path = bench.output_paths(out, "tiny")
+    json_path, table_path = output_paths(out, "unfolded_sparse", "tiny")
     on_disk = json.loads(json_path.read_text())
     assert on_disk["benchmark"] == "unfolded_sparse" and on_disk["format_version"] == bench.FORMAT_VERSION
     assert on_disk["config"] == TINY.to_dict()
@@ -87,7 +70,7 @@ def test_resume_skips_finished_rows_and_rejects_another_config(tiny_run):
             assert again["results"][key][name]["nmse_db"] == doc["results"][key][name]["nmse_db"]
     assert len(again["sessions"]) == 2
     # a stored row whose recipe differs from the current one is stale: --resume trains it anew
-    json_path = bench.output_paths(out, "tiny")[0]
+    json_path = output_paths(out, "unfolded_sparse", "tiny")[0]
     stored = json.loads(json_path.read_text())
     stored["results"]["snr=inf"]["lista-cp"]["recipe"]["settings"]["lr"] = 123.0
     stored["results"]["snr=inf"]["lista-cp"]["nmse_db_K"] = 99.0
@@ -152,7 +135,7 @@ def test_resume_with_another_config_is_a_usage_error(tiny_run, capsys):
     out, _, _ = tiny_run
     from unfoldkit.experiments.io import write_json
 
-    write_json(bench.output_paths(out, "quick")[0], {"config": {"mode": "quick", "m": 1}})
+    write_json(output_paths(out, "unfolded_sparse", "quick")[0], {"config": {"mode": "quick", "m": 1}})
     assert bench.main(["--quick", "--resume", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "another configuration" in err and err.count("\n") == 1

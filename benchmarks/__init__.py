@@ -1,0 +1,1 @@
+"""The benchmark scripts, importable as ``benchmarks.<name>`` (tests); shared machinery: unfoldkit.experiments.benchmarking."""
