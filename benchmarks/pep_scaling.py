@@ -7,9 +7,9 @@ fixed seeded draw of steps in [0.5, 1.9]/L, some above 1/L; the schedule for K l
 the same draw), one SDP per K. Engines, each in its own worker process (so a solve past the cap can be
 killed and memory is per engine):
 
-* gram-clarabel: ``theory.pep_gram.solve_gram`` with Clarabel (the default solver of ``pep_worst_case``);
+* gram-clarabel: ``theory.pep.gram.solve_gram`` with Clarabel (the default solver of ``pep_worst_case``);
 * gram-scs: the same formulation with SCS (first-order; eps 1e-9);
-* pepit-clarabel: ``theory.pep_pepit.solve_pepit`` (PEPit 0.5, cvxpy, Clarabel).
+* pepit-clarabel: ``theory.pep.pepit.solve_pepit`` (PEPit 0.5, cvxpy, Clarabel).
 
 Per K: wall time of the solve (model construction + compile + solver), the value, its relative difference
 to gram-clarabel, and the worker's peak RSS (``resource.getrusage``, high-water mark: K increases, so it is
