@@ -27,7 +27,8 @@ class Verdict:
     locates it as (k, b); ``tightness`` = min over k >= 1 and b of bound / measured (1 means the bound is
     attained, large means loose; k = 0 is skipped as trivially tight for rates that start at their initial
     value); ``holds`` is False also when the bound's assumptions fail (then ``state`` is "not applicable").
-    ``label`` names what was measured when one bound is held against several measurements.
+    ``label`` names the verdict when the bound's name is not enough (one bound held against several
+    measurements, or one bound family at several parameters).
     """
 
     bound: Bound
@@ -41,8 +42,8 @@ class Verdict:
 
     @property
     def name(self) -> str:
-        """The bound's name, with the label in parentheses when there is one."""
-        return f"{self.bound.name} ({self.label})" if self.label else self.bound.name
+        """The label when there is one, else the bound's name."""
+        return self.label or self.bound.name
 
     @property
     def state(self) -> str:

@@ -88,6 +88,15 @@ class Bound:
         return cls(name, np.asarray(iterations, dtype=np.int64), vals, metric, theorem, source, status,
                    tuple(assumptions), tight, notes, dict(extra or {}))
 
+    def select(self, iterations: np.ndarray) -> "Bound":
+        """This bound restricted to the given iterations (each must be covered), in that order."""
+        idx = [int(np.nonzero(self.iterations == k)[0][0]) if np.any(self.iterations == k) else -1
+               for k in np.asarray(iterations).ravel()]
+        if min(idx, default=0) < 0:
+            raise KeyError(f"bound {self.name!r} does not cover every iteration of {list(iterations)}")
+        return Bound(self.name, self.iterations[idx], self.values[idx], self.metric, self.theorem, self.source,
+                     self.status, self.assumptions, self.tight, self.notes, dict(self.extra))
+
     def with_assumptions(self, *more: Assumption, values: np.ndarray | None = None) -> "Bound":
         """This bound with more checked assumptions and optionally new values (e.g. rescaled per instance,
         shape (len(iterations), B)); the values are blanked (NaN) when any assumption fails."""

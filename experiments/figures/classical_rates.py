@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from unfoldkit.proofs_check.verifier import compare_to_bound, reference_distance_slack
+from unfoldkit.proofs_check.measure import reference_distance_slack
+from unfoldkit.proofs_check.verdict import compare_to_bound, verdicts_dict
 from unfoldkit.theory import rates
 from unfoldkit.theory.bound import Bound
 from unfoldkit.unrolled.problems import LeastSquares, SparseRecovery, WorstCaseHuber
@@ -153,31 +154,25 @@ def compute(cfg: Config, seed: int = 0, progress: bool = False) -> dict[str, Any
     huber_k, huber_v = _huber_touch(cfg)
     eigen = _eigen_touch(cfg)
     bounds = _bounds(cfg)
-    verdicts = {}
-    for name, (key, tol) in PAIRS.items():
-        v = compare_to_bound(measured[key], bounds[name], rel_tol=tol)
-        verdicts[name] = {"measured": key, "holds": v.holds, "worst_margin": v.worst_margin,
-                          "worst_iteration": v.worst[0], "tightness": v.tightness}
+    verdicts = [compare_to_bound(measured[key], bounds[name], rel_tol=tol, label=name)
+                for name, (key, tol) in PAIRS.items()]
     dt = bounds["gd-convex-tight"].values[huber_k]
     huber_rel = float(np.max(np.abs(huber_v - dt) / dt))
-    verdicts["gd-convex-tight (Huber instance)"] = {
-        "holds": bool(np.all(huber_v <= dt * (1 + 1e-9))), "tightness": float(np.min(dt / huber_v)),
-        "worst_margin": float(np.min(dt * (1 + 1e-9) - huber_v))}
+    verdicts.append(compare_to_bound(huber_v, bounds["gd-convex-tight"].select(huber_k), rel_tol=1e-9,
+                                     label="gd-convex-tight (Huber instance)"))
     for key, name in (("sc_1L", "gd-strongly-convex@1/L"), ("sc_opt", "gd-strongly-convex@2/(L+mu)")):
         # float64 round-off: each GD step adds O(eps ||x_0 - x*||) absolute error that the contraction does
         # not shrink relative to q^k, so once q^k is near 1e-13 the floor K eps R (R = 1 here) is needed
-        v = compare_to_bound(eigen[key], bounds[name], rel_tol=1e-9,
-                             abs_tol=cfg.num_steps * float(np.finfo(np.float64).eps))
-        verdicts[name + " (eigenvector instance)"] = {"holds": v.holds, "tightness": v.tightness,
-                                                       "worst_margin": v.worst_margin}
+        verdicts.append(compare_to_bound(eigen[key], bounds[name], rel_tol=1e-9, label=f"{name} (eigenvector instance)",
+                                         abs_tol=cfg.num_steps * float(np.finfo(np.float64).eps)))
     return {
         "figure": NAME, "config": asdict(cfg), "seed": seed,
         "iterations": np.arange(cfg.num_steps + 1),
         "measured": measured, "bounds": {k: b.to_dict() for k, b in bounds.items()},
         "huber": {"horizons": huber_k, "normalized_gap": huber_v, "max_rel_deviation_from_tight": huber_rel},
         "eigenvector_instance": eigen,
-        "verdicts": verdicts,
-        "all_hold": all(v["holds"] for v in verdicts.values()),
+        "verdicts": verdicts_dict(verdicts),
+        "all_hold": all(v.holds for v in verdicts),
         "_bounds": bounds,
     }
 
