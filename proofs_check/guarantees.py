@@ -91,10 +91,17 @@ class Coverage:
     target: str
     guarantees: tuple[Guarantee, ...]
     reason: str = ""
+    #: names run only when asked for by name (an SDP per layer: slow for long classical runs)
+    on_request: tuple[str, ...] = ()
 
     @property
     def covered(self) -> bool:
         return bool(self.guarantees)
+
+    @property
+    def default(self) -> tuple[Guarantee, ...]:
+        """The guarantees ``verify`` checks when no bound is named."""
+        return tuple(g for g in self.guarantees if g.name not in self.on_request)
 
     def names(self) -> tuple[str, ...]:
         return tuple(g.name for g in self.guarantees)
@@ -246,9 +253,9 @@ def _rates_of(algorithm: str) -> tuple[Guarantee, ...]:
 
 
 REGISTRY: dict[str, Coverage] = {c.target: c for c in (
-    Coverage("gd", _rates_of("gd") + (_pep("gd"), _quadratic())),
-    Coverage("ista", _rates_of("ista") + (_pep("pgm"),)),
-    Coverage("fista", _rates_of("fista") + (_pep("fista"),)),
+    Coverage("gd", _rates_of("gd") + (_pep("gd"), _quadratic()), on_request=("pep-gd-schedule",)),
+    Coverage("ista", _rates_of("ista") + (_pep("pgm"),), on_request=("pep-pgm-schedule",)),
+    Coverage("fista", _rates_of("fista") + (_pep("fista"),), on_request=("pep-fista-schedule",)),
     Coverage("admm", (), "no rate for ADMM's iterates is encoded (its O(1/k) rates bound ergodic averages)"),
     Coverage("gd-unfolded", _rates_of("gd") + (_pep("gd"), _quadratic())),
     Coverage("ista-learned-step", _rates_of("ista") + (_pep("pgm"),)),

@@ -26,8 +26,9 @@ def verify(target: Target | Any, problem: Problem, y: torch.Tensor, bounds: Sequ
            step: Any = None, rel_tol: float = 1e-6, abs_tol: float = 0.0, s: int | None = None,
            B: float | None = None, sigma: float | None = None, float64: bool = True) -> list[Verdict]:
     """Run ``target`` (an algorithm name with ``num_steps``/``step``, an ``UnfoldedModel`` or a ``Target``) on
-    the batch ``y`` and check every iterate against each named guarantee (default: all the registry lists
-    for it; an empty list for a target no theorem covers: ``coverage(target).reason`` says why).
+    the batch ``y`` and check every iterate against each named guarantee (default: those the registry lists
+    for it, ``coverage(target).default``: for a classical algorithm the PEP worst case, one SDP per step,
+    only when named; an empty list for a target no theorem covers: ``coverage(target).reason`` says why).
 
     measured[k, b] <= bound[k(, b)] (1 + rel_tol) + abs_tol is checked for every layer k and instance b.
     ``x``: the ground-truth signals (B, n), needed by bounds on the error to the signal (the LISTA family,
@@ -36,7 +37,7 @@ def verify(target: Target | Any, problem: Problem, y: torch.Tensor, bounds: Sequ
     """
     tgt = as_target(target, num_steps, step, float64)
     cov = coverage(tgt)
-    chosen = cov.guarantees if bounds is None else tuple(cov.get(n) for n in bounds)
+    chosen = cov.default if bounds is None else tuple(cov.get(n) for n in bounds)
     if not chosen:
         return []
     traj = tgt.run(problem, y)

@@ -1,4 +1,4 @@
-"""Property (b) of issue 4: a PEP worst case is never below the error measured on random instances of its
+"""Property: a PEP worst case is never below the error measured on random instances of its
 function class, for random (learned-like) schedules, including steps above 2/L.
 
 Tolerances: the measured side is float64 and includes the reference's certified gap; the PEP side is an SDP

@@ -57,8 +57,9 @@ def test_a_model_at_its_classical_start_gets_the_classical_verdicts(lasso, quad,
     model = MODELS[family].from_classical(problem, K, dtype=torch.float64)
     ref = problem.reference(batch.y)
     mv = verify(model, problem, batch.y, reference=ref)
-    cv = verify(algorithm, problem, batch.y, num_steps=K, reference=ref)
+    cv = verify(algorithm, problem, batch.y, coverage(algorithm).names(), num_steps=K, reference=ref)
     assert [v.name for v in mv] == [v.name for v in cv] == list(coverage(family).names())
+    assert {g.name for g in coverage(algorithm).default} < set(coverage(algorithm).names())
     for a, b in zip(mv, cv):
         assert a.state == b.state == HOLDS, (a.summary(), b.summary())
         assert a.worst_margin == pytest.approx(b.worst_margin, rel=1e-9, abs=1e-12)
