@@ -1,10 +1,5 @@
-"""The trainer's run state: where a run stands, what a resumable checkpoint stores and restores.
-
-``RunState.to_dict(tensors)`` gives the JSON part (the checkpoint's ``resume`` metadata) and puts the
-tensors (optimizer moments, torch RNG state, best parameters) into ``tensors`` (the checkpoint's
-``state`` group); ``RunState.from_dict(data, tensors)`` is the inverse. Both are plain data, so the file
-stays loadable with ``torch.load(weights_only=True)``.
-"""
+"""The trainer's run state: where a run stands, and what a resumable checkpoint stores and restores
+(``to_dict`` / ``from_dict``: JSON plus tensors, so the file stays loadable with ``weights_only=True``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -25,15 +20,13 @@ _JSON_FIELDS = ("stage_index", "epoch_in_stage", "global_epoch", "stage_start", 
 class RunState:
     """Progress of a training run.
 
-    Position: ``stage_index`` (0-based), ``epoch_in_stage`` (epochs done in it), ``global_epoch`` (epochs
-    done in the run). Early stopping of the current stage: ``stage_start`` (monitored value before its
-    first epoch; None until the stage begins), ``stage_best`` / ``stage_best_epoch``, ``stage_bad``
-    (epochs without improvement), ``stage_stopped``; ``best``: the parameters at ``stage_best`` (with
-    ``restore_best``). Record: ``stages_done`` (one summary per finished stage), ``history`` (one entry
-    per epoch, 0 the initial model), ``wall_time_s`` (over all sessions), ``finished`` and ``final``
-    (validation metrics of the returned model). Snapshots taken when a checkpoint is written:
-    ``optimizer`` (its state_dict, to continue the current stage with), ``numpy_rng`` (the training-data
-    generator's bit_generator state), ``torch_rng`` (the shuffling generator's state).
+    Position: ``stage_index``, ``epoch_in_stage`` and ``global_epoch`` (epochs done in the stage, the run).
+    Early stopping in the stage: ``stage_start`` (monitored value before its first epoch; None until it
+    begins), ``stage_best`` at ``stage_best_epoch`` with parameters ``best`` (with ``restore_best``),
+    ``stage_bad`` (epochs without improvement), ``stage_stopped``. Record: ``stages_done``, ``history``
+    (entry 0: the initial model), ``wall_time_s`` (all sessions), ``finished``, ``final`` (validation
+    metrics of the returned model). Taken when a checkpoint is written: ``optimizer`` (its state_dict, to
+    continue the stage with), ``numpy_rng`` (bit_generator state), ``torch_rng`` (the shuffling generator).
     """
 
     stage_index: int = 0

@@ -14,6 +14,7 @@ stage's best parameters), so ``resume=True`` continues an interrupted run bit-ex
 """
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -553,8 +554,6 @@ class Trainer:
 
 
 def _json_roundtrip(obj: Any) -> Any:
-    import json
-
     return json.loads(json.dumps(obj))
 
 
@@ -588,15 +587,8 @@ def train(
     unknown = sorted(set(settings) - set(TrainConfig.__dataclass_fields__))
     if unknown:
         raise ValueError(f"unknown training settings: {', '.join(unknown)}")
-    options: dict[str, Any] = {}
-    if loss is not None:
-        options["loss"] = loss
-    if weights is not None:
-        options["weights"] = weights
-    if lr_decay is not None:
-        options["lr_decay"] = lr_decay
-    if layer_decay is not None:
-        options["layer_decay"] = layer_decay
+    options = {k: v for k, v in dict(loss=loss, weights=weights, lr_decay=lr_decay, layer_decay=layer_decay).items()
+               if v is not None}
     if isinstance(scheme, Scheme) and options:
         raise ValueError("scheme options (loss, weights, lr_decay, layer_decay) go into the Scheme instance")
     if not isinstance(scheme, Scheme):
