@@ -1,7 +1,7 @@
 """Classical solvers: the step functions of ``steps.py`` iterated with fixed (or scheduled) parameters.
 
-Each ``run_*`` returns a ``Trajectory`` (``trajectory.py``, the type unfolded models return too) holding every iterate x_0, ..., x_K, because theory speaks per
-iteration. ``step`` is a float or a length-K schedule (one value per iteration, e.g. a learned one).
+Each ``run_*`` returns a ``Trajectory`` (``trajectory.py``, the type unfolded models return too) holding
+every iterate x_0, ..., x_K, because theory speaks per iteration. ``step`` is a float or a length-K schedule (one value per iteration, e.g. a learned one).
 """
 from __future__ import annotations
 
@@ -34,57 +34,49 @@ def _start(problem: Problem, y: torch.Tensor, x0: torch.Tensor | None) -> torch.
     return x0.to(dtype=y.dtype, device=y.device)
 
 
-def _steps(problem: Problem, step: Any, num_steps: int) -> np.ndarray:
-    return step_schedule("step", 1.0 / problem.L if step is None else step, num_steps)
+def _schedule(problem: Problem, step: Any, num_steps: int) -> np.ndarray:
+    """gamma_0..gamma_{K-1}: ``step`` expanded (a float or a length-K schedule), 1/L when None."""
+    num_steps = nonnegative_int("num_steps", num_steps)
+    return step_schedule("step", 1.0 / problem.L if step is None else step, max(num_steps, 1))[:num_steps]
 
 
 def run_gd(problem: Problem, y: torch.Tensor, num_steps: int, step: Any = None,
            x0: torch.Tensor | None = None) -> Trajectory:
     """Gradient descent x_{k+1} = x_k - gamma_k grad f(x_k) on the smooth part f (default gamma = 1/L)."""
-    num_steps = nonnegative_int("num_steps", num_steps)
-    gammas = _steps(problem, step, max(num_steps, 1))[:num_steps]
-    x = _start(problem, y, x0)
-    grad_fn = lambda v: problem.grad(v, y)  # noqa: E731
-    out = [x]
+    gammas = _schedule(problem, step, num_steps)
+    out = [_start(problem, y, x0)]
     for g in gammas:
-        x = gradient_step(x, grad_fn, float(g))
-        out.append(x)
+        out.append(gradient_step(out[-1], lambda v: problem.grad(v, y), float(g)))
     return Trajectory(torch.stack(out), "gd", {"step": gammas.tolist()})
 
 
 def run_ista(problem: Problem, y: torch.Tensor, num_steps: int, step: Any = None,
              x0: torch.Tensor | None = None) -> Trajectory:
     """ISTA / proximal gradient x_{k+1} = prox_{gamma_k g}(x_k - gamma_k grad f(x_k)) (default gamma = 1/L)."""
-    num_steps = nonnegative_int("num_steps", num_steps)
-    gammas = _steps(problem, step, max(num_steps, 1))[:num_steps]
-    x = _start(problem, y, x0)
-    grad_fn = lambda v: problem.grad(v, y)  # noqa: E731
-    out = [x]
-    for g in gammas:
-        gf = float(g)
-        x = proximal_gradient_step(x, grad_fn, gf, lambda v, gf=gf: problem.prox(v, gf))
-        out.append(x)
+    gammas = _schedule(problem, step, num_steps)
+    out = [_start(problem, y, x0)]
+    for g in map(float, gammas):
+        prox = lambda v, g=g: problem.prox(v, g)  # noqa: E731
+        out.append(proximal_gradient_step(out[-1], lambda v: problem.grad(v, y), g, prox))
     return Trajectory(torch.stack(out), "ista", {"step": gammas.tolist()})
 
 
 def run_fista(problem: Problem, y: torch.Tensor, num_steps: int, step: Any = None,
               momentum: Any = None, x0: torch.Tensor | None = None) -> Trajectory:
     """FISTA (Beck & Teboulle 2009): per-step gamma_k (default 1/L) and momentum beta_k (default theirs)."""
-    num_steps = nonnegative_int("num_steps", num_steps)
-    gammas = _steps(problem, step, max(num_steps, 1))[:num_steps]
+    gammas = _schedule(problem, step, num_steps)
     if momentum is None:
-        betas = fista_momentum(num_steps)
+        betas = fista_momentum(len(gammas))
     else:
-        betas = np.broadcast_to(np.asarray(momentum, dtype=np.float64), (num_steps,)).copy()
+        betas = np.broadcast_to(np.asarray(momentum, dtype=np.float64), gammas.shape).copy()
         if not np.all(np.isfinite(betas)):
             raise ValueError("momentum contains NaN or inf")
-    x = _start(problem, y, x0)
-    x_prev = x
-    grad_fn = lambda v: problem.grad(v, y)  # noqa: E731
-    out = [x]
-    for g, b in zip(gammas, betas):
-        gf = float(g)
-        x, x_prev = fista_step(x, x_prev, grad_fn, gf, float(b), lambda v, gf=gf: problem.prox(v, gf)), x
+    out = [_start(problem, y, x0)]
+    x_prev = out[0]
+    for g, b in zip(map(float, gammas), betas):
+        prox = lambda v, g=g: problem.prox(v, g)  # noqa: E731
+        x = fista_step(out[-1], x_prev, lambda v: problem.grad(v, y), g, float(b), prox)
+        x_prev = out[-1]
         out.append(x)
     return Trajectory(torch.stack(out), "fista", {"step": gammas.tolist(), "momentum": betas.tolist()})
 

@@ -10,6 +10,8 @@ certified pass.
 """
 from __future__ import annotations
 
+import sys
+
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from unfoldkit.experiments.figures.output import reproduce_figure
 from unfoldkit.proofs_check.measure import reference_distance_slack
 from unfoldkit.proofs_check.verdict import compare_to_bound, verdicts_dict
 from unfoldkit.theory import rates
@@ -242,8 +245,4 @@ def plot(result: dict[str, Any]):
 
 def reproduce(out_dir: str | Path, quick: bool = True, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Compute, plot and write ``classical-rates.{png,pdf,json}`` into ``out_dir`` (atomically)."""
-    from unfoldkit.experiments.figures.output import write_figure
-
-    result = compute(QUICK if quick else FULL, seed=seed, progress=progress)
-    result["paths"] = write_figure(result, plot(result), out_dir, NAME, quick)
-    return result
+    return reproduce_figure(sys.modules[__name__], out_dir, quick, seed, progress)

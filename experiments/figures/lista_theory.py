@@ -14,6 +14,8 @@ and how far the guarantee reaches.
 """
 from __future__ import annotations
 
+import sys
+
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from unfoldkit.experiments.figures.output import reproduce_figure
 from unfoldkit.proofs_check.lista_checks import check_lista_model
 from unfoldkit.proofs_check.verdict import compare_to_bound
 from unfoldkit.theory.lista import certified_thresholds, lista_cp_bound, sparsity_limit
@@ -218,10 +221,6 @@ def plot(result: dict[str, Any]):
 def reproduce(out_dir: str | Path, quick: bool = True, seed: int = 0, progress: bool = True) -> dict[str, Any]:
     """Compute, plot and write ``lista-theory.{png,pdf,json}`` into ``out_dir`` (weights cached in
     ``out_dir/.cache``)."""
-    from unfoldkit.experiments.figures.output import write_figure
-
     cache = Path(out_dir) / ".cache"
     cache.mkdir(parents=True, exist_ok=True)
-    result = compute(QUICK if quick else FULL, seed=seed, progress=progress, cache=cache)
-    result["paths"] = write_figure(result, plot(result), out_dir, NAME, quick)
-    return result
+    return reproduce_figure(sys.modules[__name__], out_dir, quick, seed, progress, cache=cache)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 
@@ -19,3 +20,12 @@ def write_figure(result: dict[str, Any], fig: Any, out_dir: str | Path, name: st
     data["mode"] = "quick" if quick else "full"
     paths.append(write_json(out / f"{name}.json", data))
     return [str(p) for p in paths]
+
+
+def reproduce_figure(module: ModuleType, out_dir: str | Path, quick: bool, seed: int, progress: bool,
+                     **compute_args: Any) -> dict[str, Any]:
+    """The shared ``reproduce`` of a figure module: ``module.compute(QUICK or FULL, seed, progress, ...)``, then
+    ``module.plot`` and ``write_figure``; the result gets the written ``paths``."""
+    result = module.compute(module.QUICK if quick else module.FULL, seed=seed, progress=progress, **compute_args)
+    result["paths"] = write_figure(result, module.plot(result), out_dir, module.NAME, quick)
+    return result
