@@ -1,5 +1,6 @@
-"""Atomic file output: every file is written to a temporary sibling, flushed to disk and renamed into
-place, so an interrupted run never leaves a half-written result. JSON goes through ``jsonable``
+"""Atomic file output: every file is written to a temporary sibling, flushed to disk, given the
+permissions the umask gives a new file and renamed into place (the directory entry flushed too), so an
+interrupted run never leaves a half-written result. JSON goes through ``jsonable``
 (NaN -> null, +-inf -> "inf"/"-inf", numpy -> lists). The one copy of these helpers: checkpoints,
 figures, benchmarks and the CLI import them from here."""
 from __future__ import annotations
@@ -39,8 +40,39 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def _current_umask() -> int:
+    """The process umask, read without changing it where the OS reports it (Linux: /proc/self/status);
+    elsewhere by setting and restoring it at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_directory(folder: Path) -> None:
+    """fsync the directory entry of a rename where the OS allows it (POSIX; a no-op on Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)``, fsync the file, then atomically rename it to ``path`` (same directory).
+    """Call ``write(tmp_path)``, fsync the file, give it the permissions the umask gives a new file
+    (``0o666 & ~umask``: the temporary file starts private, 0600), atomically rename it to ``path`` (same
+    directory) and fsync the directory entry where possible.
 
     On any error the temporary file is removed and an existing ``path`` is left untouched."""
     path = Path(path)
@@ -52,7 +84,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         write(tmp_path)
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, 0o666 & ~_current_umask())
         os.replace(tmp_path, path)
+        _fsync_directory(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
