@@ -3,6 +3,7 @@ one line with exit status 2, and argument types that name what was wrong."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 
@@ -15,15 +16,16 @@ class OneLineParser(argparse.ArgumentParser):
 
 def int_at_least(minimum: int):  # noqa: ANN201 - an argparse type
     """An argparse ``type``: an integer >= ``minimum`` (ArgumentTypeError naming the value otherwise)."""
+    what = "a non-negative integer" if minimum == 0 else "a positive integer" if minimum == 1 else \
+        f"an integer >= {minimum}"
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except (TypeError, ValueError):
             value = None
         if value is None or value < minimum:
-            what = ("non-negative" if value is None or value < 0 or minimum == 0 else "positive" if minimum == 1
-                    else f">= {minimum}")
-            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
         return value
 
     parse.__name__ = "integer"
@@ -62,9 +64,41 @@ def json_key_values(option: str, items: list[str]) -> dict:
     return out
 
 
-def folder(text: str) -> Path:
-    """An argparse ``type``: an output folder, which may not exist yet but must not be a file."""
-    path = Path(text)
+def _output_folder_problem(path: Path) -> str | None:
+    """Why ``path`` cannot take output files (None if it can): it is created if missing, must be a folder,
+    and a temporary file is created in it and deleted again (the only reliable writability test)."""
+    import tempfile
+
     if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{path} exists and is not a folder")
+        return "exists and is not a folder; give a folder (it is created if missing)"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"cannot create this folder ({err.strerror or err}); give a folder you can write to"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".unfoldkit-write-test-", dir=path)
+    except OSError as err:
+        return f"cannot write files in this folder ({err.strerror or err}); give a folder you can write to"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def output_folder(flag: str, path: str | Path) -> Path:
+    """The output folder of option ``flag``, validated before any work starts: created if missing, a
+    folder, writable (a temporary file is created and deleted in it). ValueError naming ``flag``, the path
+    and the fix otherwise (the CLI prints it on one line and exits 2)."""
+    path = Path(path)
+    problem = _output_folder_problem(path)
+    if problem:
+        raise ValueError(f"{flag} {path}: {problem}")
+    return path
+
+
+def folder(text: str) -> Path:
+    """An argparse ``type`` with the checks of ``output_folder`` (argparse names the option)."""
+    path = Path(text)
+    problem = _output_folder_problem(path)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{path}: {problem}")
     return path

@@ -1,13 +1,18 @@
 """The command line and atomic outputs."""
+import argparse
 import json
 import math
+import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
 
+from unfoldkit.experiments.arguments import int_at_least, output_folder
 from unfoldkit.experiments.cli import main
+from unfoldkit.experiments.figures import classical_rates, lista_theory, pep_learned_steps
 from unfoldkit.experiments.io import atomic_write, read_json, write_json
 
 
@@ -48,12 +53,88 @@ def test_reproduce_classical_rates_quick(tmp_path, capsys):
     assert "all bounds hold" in capsys.readouterr().out
 
 
-def test_unwritable_output_is_a_one_line_error(tmp_path, capsys):
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("unfoldkit: error:") and len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Every figure's ``reproduce`` fails the test if called: a bad --out must be found before any work."""
+    for module in (classical_rates, lista_theory, pep_learned_steps):
+        monkeypatch.setattr(module, "reproduce", lambda *a, **k: pytest.fail("work started before --out was checked"))
+
+
+def test_output_below_a_file_is_a_one_line_error(tmp_path, capsys, no_work):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     code = main(["reproduce", "classical-rates", "--quick", "--out", str(blocker / "sub"), "--no-progress"])
     assert code == 2
-    assert capsys.readouterr().err.startswith("unfoldkit: error:")
+    err = _one_line_error(capsys)
+    assert f"--out {blocker / 'sub'}: cannot create this folder" in err and "give a folder" in err
+
+
+def test_output_that_is_a_file_is_a_one_line_error(tmp_path, capsys, no_work):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["reproduce", "pep-learned-steps", "--quick", "--out", str(blocker)]) == 2
+    assert f"--out {blocker}: exists and is not a folder" in _one_line_error(capsys)
+    assert blocker.read_text() == "x"
+
+
+def test_unwritable_output_is_found_before_any_work(tmp_path, capsys, no_work, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)  # the writability probe (root may write anywhere)
+    assert main(["reproduce", "pep-learned-steps", "--quick", "--out", str(tmp_path)]) == 2
+    err = _one_line_error(capsys)
+    assert f"--out {tmp_path}: cannot write files in this folder (Permission denied)" in err
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/kernel"), reason="needs /sys/kernel (sysfs: no one, root included, "
+                                                                 "can create files there)")
+def test_sysfs_output_is_refused_before_any_work(capsys, no_work):
+    assert main(["reproduce", "pep-learned-steps", "--quick", "--out", "/sys/kernel"]) == 2
+    assert "--out /sys/kernel: cannot write files in this folder" in _one_line_error(capsys)
+
+
+def test_output_folder_is_created_and_left_clean(tmp_path):
+    target = output_folder("--out", tmp_path / "a" / "b")
+    assert target.is_dir() and list(target.iterdir()) == []
+    with pytest.raises(ValueError, match=r"^--dir .*: exists and is not a folder"):
+        output_folder("--dir", __file__)
+
+
+def test_existing_results_are_kept_without_force(tmp_path, capsys, monkeypatch):
+    (tmp_path / "classical-rates.png").write_text("old png")
+    (tmp_path / "classical-rates.json").write_text("{}")
+    calls = []
+    for module in (classical_rates, pep_learned_steps):
+        def fake_reproduce(out, quick, seed, progress, name=module.NAME):
+            calls.append((name, out))
+            return {"verdicts": {}, "paths": [], "all_hold": True}
+
+        monkeypatch.setattr(module, "reproduce", fake_reproduce)
+    assert main(["reproduce", "classical-rates", "--quick", "--out", str(tmp_path)]) == 2
+    err = _one_line_error(capsys)
+    assert f"--out {tmp_path} already holds classical-rates.png, classical-rates.json; pass --force" in err
+    assert calls == [] and (tmp_path / "classical-rates.png").read_text() == "old png"
+    # another figure into the same folder is fine, and --force overwrites
+    assert main(["reproduce", "pep-learned-steps", "--quick", "--out", str(tmp_path)]) == 0
+    assert main(["reproduce", "classical-rates", "--quick", "--out", str(tmp_path), "--force"]) == 0
+    assert calls == [("pep-learned-steps", tmp_path), ("classical-rates", tmp_path)]
+
+
+@pytest.mark.parametrize("minimum, text, message", [
+    (0, "-1", "expected a non-negative integer, got '-1'"), (1, "-3", "expected a positive integer, got '-3'"),
+    (1, "0", "expected a positive integer, got '0'"), (3, "2", "expected an integer >= 3, got '2'"),
+    (1, "x", "expected a positive integer, got 'x'")])
+def test_integer_messages_say_what_is_accepted(minimum, text, message):
+    with pytest.raises(argparse.ArgumentTypeError, match=f"^{message}$"):
+        int_at_least(minimum)(text)
+    assert int_at_least(minimum)(str(minimum)) == minimum
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):

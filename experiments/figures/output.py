@@ -6,6 +6,15 @@ from types import ModuleType
 from typing import Any
 
 
+#: the files a figure writes: NAME.png, NAME.pdf (the figure) and NAME.json (its numbers)
+IMAGE_FORMATS = ("png", "pdf")
+
+
+def figure_paths(out_dir: str | Path, name: str) -> list[Path]:
+    """The files ``write_figure`` writes for figure ``name`` into ``out_dir``: NAME.png, NAME.pdf, NAME.json."""
+    return [Path(out_dir) / f"{name}.{fmt}" for fmt in (*IMAGE_FORMATS, "json")]
+
+
 def write_figure(result: dict[str, Any], fig: Any, out_dir: str | Path, name: str, quick: bool) -> list[str]:
     """Save ``fig`` as PNG and PDF and ``result`` (keys starting with "_" left out, plus "mode") as JSON into
     ``out_dir``, each atomically; close the figure and return the written paths."""
@@ -14,7 +23,7 @@ def write_figure(result: dict[str, Any], fig: Any, out_dir: str | Path, name: st
     from unfoldkit.experiments.io import save_figure, write_json
 
     out = Path(out_dir)
-    paths = save_figure(fig, out / name)
+    paths = save_figure(fig, out / name, IMAGE_FORMATS)
     plt.close(fig)
     data = {k: v for k, v in result.items() if not k.startswith("_")}
     data["mode"] = "quick" if quick else "full"
