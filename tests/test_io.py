@@ -21,9 +21,14 @@ def umask():
 @pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
 def test_written_file_gets_the_mode_the_umask_gives(tmp_path, umask, mask, mode):
     umask(mask)
+    def save(path):
+        with open(path, "wb") as fh:
+            np.save(fh, np.zeros(2))
+
     for target in (io.write_text(tmp_path / "a.txt", "x"), io.write_json(tmp_path / "b.json", {"a": 1}),
-                   io.atomic_write(tmp_path / "c.npy", lambda p: np.save(p, np.zeros(2)))):
+                   io.atomic_write(tmp_path / "c.npy", save)):
         assert stat.S_IMODE(target.stat().st_mode) == mode, target
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.json", "c.npy"]
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")

@@ -15,7 +15,7 @@ and how far the guarantee reaches.
 from __future__ import annotations
 
 import sys
-
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -60,17 +60,44 @@ FULL = Config(m=250, n=500, num_layers=16, samples=2000, amplitude=1.0, train_ep
               test_size=1000, max_s_reach=20, lam=0.1)
 
 
+def _cached_weight(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    """The weight cached at ``path`` if it is a finite float array of ``shape``; None (with a warning that
+    names the file) if it is unreadable, pickled, of another shape or not finite: it is then recomputed."""
+    try:
+        w = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        problem = f"unreadable ({err})"
+    else:
+        if not isinstance(w, np.ndarray) or w.dtype.kind != "f":
+            problem = "not an array of floats"
+        elif w.shape != shape:
+            problem = f"shape {w.shape}, expected {shape}"
+        elif not np.all(np.isfinite(w)):
+            problem = "non-finite values"
+        else:
+            return w
+    warnings.warn(f"{path}: cached weight is corrupt ({problem}); recomputing it and replacing the file",
+                  RuntimeWarning, stacklevel=3)
+    return None
+
+
 def _weight(name: str, problem: SparseRecovery, cache: Path | None) -> np.ndarray:
-    """An analytic weight, cached on disk (the LP weight costs n linear programs)."""
-    if cache is not None:
-        f = cache / f"weight-{name}-m{problem.m}-n{problem.n}-seed{problem.seed}.npy"
-        if f.exists():
-            return np.load(f)
+    """An analytic weight, cached on disk (the LP weight costs n linear programs); a corrupt cache file is
+    recomputed with a warning."""
+    f = None if cache is None else cache / f"weight-{name}-m{problem.m}-n{problem.n}-seed{problem.seed}.npy"
+    if f is not None and f.exists():
+        w = _cached_weight(f, tuple(problem.A.shape))
+        if w is not None:
+            return w
     w = WEIGHTS[name](problem.A)
-    if cache is not None:
+    if f is not None:
         from unfoldkit.experiments.io import atomic_write
 
-        atomic_write(f, lambda p: np.save(p.open("wb"), w))
+        def save(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:  # a handle: np.save(path) would append ".npy" to the temporary name
+                np.save(fh, w, allow_pickle=False)
+
+        atomic_write(f, save)
     return w
 
 
