@@ -12,50 +12,34 @@ Modules (one idea each):
 * ``pepit``: the reference engine, the same spec written with PEPit (``solve_pepit``);
 * ``worst_case``: the entry points (``pep_worst_case``, ``pep_bound``, ``solve_pep``) and the ``Bound``;
 * ``compare``: classical schedules, silver steps, growth flags (``compare_schedules``, ``growth_report``).
-"""
-from unfoldkit.theory.pep.compare import (
-    GrowthReport,
-    ScheduleComparison,
-    classical_schedules,
-    compare_schedules,
-    growth_report,
-    silver_rate,
-    silver_steps,
-)
-from unfoldkit.theory.pep.gram import CERTIFICATE_TOL, build_gram_program, solve_gram
-from unfoldkit.theory.pep.pepit import solve_pepit
-from unfoldkit.theory.pep.problem import PepSolution, PepSpec, initial_worst_case, make_spec
-from unfoldkit.theory.pep.worst_case import (
-    ENGINES,
-    PEP_SOURCE,
-    PEP_SOURCE_COMPOSITE,
-    PEP_THEOREM,
-    pep_bound,
-    pep_worst_case,
-    solve_pep,
-)
 
-__all__ = [
-    "CERTIFICATE_TOL",
-    "ENGINES",
-    "GrowthReport",
-    "PEP_SOURCE",
-    "PEP_SOURCE_COMPOSITE",
-    "PEP_THEOREM",
-    "PepSolution",
-    "PepSpec",
-    "ScheduleComparison",
-    "build_gram_program",
-    "classical_schedules",
-    "compare_schedules",
-    "growth_report",
-    "initial_worst_case",
-    "make_spec",
-    "pep_bound",
-    "pep_worst_case",
-    "silver_rate",
-    "silver_steps",
-    "solve_gram",
-    "solve_pep",
-    "solve_pepit",
-]
+The names below are imported from their module on first use (PEP 562), so that importing this package
+does not load cvxpy and PEPit.
+"""
+from importlib import import_module
+from typing import Any
+
+#: the public names, by the module that defines them
+_EXPORTS = {
+    "compare": ("GrowthReport", "ScheduleComparison", "classical_schedules", "compare_schedules", "growth_report",
+                "silver_rate", "silver_steps"),
+    "gram": ("CERTIFICATE_TOL", "build_gram_program", "solve_gram"),
+    "pepit": ("solve_pepit",),
+    "problem": ("PepSolution", "PepSpec", "initial_worst_case", "make_spec"),
+    "worst_case": ("ENGINES", "PEP_SOURCE", "PEP_SOURCE_COMPOSITE", "PEP_THEOREM", "pep_bound", "pep_worst_case",
+                   "solve_pep"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module (then cached in this package's namespace)."""
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = globals()[name] = getattr(import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
