@@ -28,7 +28,8 @@ Run: ``python benchmarks/alista_published_recipe.py [--snr 40|20] [--epochs 30] 
 table and writes JSON (atomically, after every epoch) to ``--out`` (default benchmarks/out). The trainer is
 configured for their 420 epochs and ``--epochs E`` pauses the run after E of them (the trainer's
 ``stop_after``): ``--resume --epochs E2`` continues the same run bit-exactly from its checkpoint, so the
-420 epochs (about 3.5 h on one CPU core) can be spread over sessions.
+420 epochs (about 3.5 h on one CPU core) can be spread over sessions. Where that JSON or checkpoint exists,
+a run needs ``--resume`` (continue) or ``--force`` (delete them and start afresh).
 """
 from __future__ import annotations
 
@@ -39,8 +40,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from unfoldkit.experiments.arguments import OneLineParser, folder, nonneg_int, positive_int
-from unfoldkit.experiments.benchmarking import UsageError, command, log_stderr, machine, table_head, table_row, utc_now
+from unfoldkit.experiments.arguments import OneLineParser, nonneg_int, positive_int
+from unfoldkit.experiments.benchmarking import (
+    UsageError, claim_outputs, command, log_stderr, machine, output_options, table_head, table_row, utc_now,
+)
 from unfoldkit.unrolled.io import read_json, write_json
 from unfoldkit.unrolled.models.alista import Alista, na_alista_counts
 from unfoldkit.unrolled.problems import SparseRecovery
@@ -89,18 +92,21 @@ def compare(ours: Sequence[float], snr_db: float) -> dict[str, Any]:
 
 def run(snr_db: float, epochs: int, weight: str, out_dir: Path, resume: bool = False, threads: int | None = 1,
         seed: int = 0, steps_per_epoch: int | None = None, test_size: int | None = None,
-        total_epochs: int | None = None, log: Any = None) -> dict[str, Any]:
+        total_epochs: int | None = None, log: Any = None, force: bool = False) -> dict[str, Any]:
     """Train our ALISTA with the NA-ALISTA recipe up to epoch ``epochs`` (of ``total_epochs``, default their
     420) and compare with their log.
 
     ``steps_per_epoch`` / ``test_size`` / ``total_epochs`` override the recipe (for smoke tests only). Writes
     ``alista_published_recipe_snr{snr}_{weight}.json`` after every epoch (atomically) and returns the document;
-    ``status`` is "paused" before the last epoch (``resume=True`` continues), "done" after it.
+    ``status`` is "paused" before the last epoch (``resume=True`` continues), "done" after it. An existing JSON
+    or checkpoint of the same SNR and weight needs ``resume`` or ``force`` (``claim_outputs``).
     """
     log = log or log_stderr
     out_dir = Path(out_dir)
     tag = f"snr{snr_db:g}_{weight}"
     json_path = out_dir / f"alista_published_recipe_{tag}.json"
+    checkpoints = out_dir / "checkpoints" / "alista_published_recipe" / tag
+    claim_outputs([json_path, checkpoints], resume, force)
     problem = SparseRecovery(m=250, n=500, sparsity=0.1, snr_db=snr_db, lam=0.4, seed=0)
     model = Alista(problem, 16, weight=weight, step=RECIPE["gamma0"], threshold=RECIPE["theta0"],
                    support_counts=na_alista_counts(0.1 * 500, 16))
@@ -116,7 +122,12 @@ def run(snr_db: float, epochs: int, weight: str, out_dir: Path, resume: bool = F
     start = time.perf_counter()
     curve: list[float | None] = []
     if resume and json_path.exists():  # the epochs of earlier sessions, for the per-epoch JSON writes
-        curve = list(read_json(json_path).get("nmse_db_by_epoch", []))
+        try:
+            curve = list(read_json(json_path).get("nmse_db_by_epoch", []))
+        except (OSError, ValueError, AttributeError) as err:
+            raise UsageError(f"--resume: cannot read {json_path} ({err}); --force replaces it") from None
+    doc["nmse_db_by_epoch"] = list(curve)
+    write_json(json_path, doc)  # at once: a run interrupted in its first epoch can be resumed
 
     def on_epoch(entry: dict[str, Any]) -> None:  # curve[e]: after e epochs (curve[0], untrained, comes at the end)
         epoch = int(entry["epoch"])
@@ -129,7 +140,7 @@ def run(snr_db: float, epochs: int, weight: str, out_dir: Path, resume: bool = F
         log(f"[{tag}] epoch {entry['epoch']}: {curve[-1]:.2f} dB")
 
     result = train(model, problem, RECIPE["scheme"], loss=RECIPE["loss"], resume=resume,
-                   checkpoint_dir=str(out_dir / "checkpoints" / "alista_published_recipe" / tag), progress=False,
+                   checkpoint_dir=str(checkpoints), progress=False,
                    callback=on_epoch, stop_after=min(epochs, settings["epochs"]), **settings)
     ours = [float(h["val_nmse_db"][-1]) for h in result.history]
     doc.update({"status": "paused" if result.paused else "done", "epochs_run": result.epochs_run,
@@ -166,10 +177,9 @@ def build_parser() -> OneLineParser:
     p.add_argument("--epochs", type=positive_int, default=30,
                    help="train up to this epoch, then pause (default 30; their run: 420)")
     p.add_argument("--weight", default="frobenius-na", help=f"one of {', '.join(WEIGHTS)} (default frobenius-na)")
-    p.add_argument("--out", type=folder, default=DEFAULT_OUT, help="output folder (default benchmarks/out)")
-    p.add_argument("--resume", action="store_true", help="continue from the trainer checkpoint (to a later --epochs)")
     p.add_argument("--threads", type=nonneg_int, default=1, help="torch and BLAS threads (default 1; 0 = unchanged)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="training seed (default 0)")
+    output_options(p, DEFAULT_OUT, "continue from the trainer checkpoint (to a later --epochs)")
     return p
 
 
@@ -187,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"--weight: {args.weight!r} is not one of {', '.join(WEIGHTS)}")
     try:
         doc = run(snr, args.epochs, args.weight, args.out, resume=args.resume, threads=args.threads or None,
-                  seed=args.seed)
+                  seed=args.seed, force=args.force)
     except CheckpointError as err:
         raise UsageError(f"--resume: {err}") from None
     print(format_report(doc))

@@ -1,6 +1,7 @@
 """PEP scaling: solve time and peak memory of the exact worst case after K layers, our Gram SDP vs PEPit.
 
-    python benchmarks/pep_scaling.py [--quick] [--method gd|pgm|agd|fista] [--cap SECONDS] [--out PATH]
+    python benchmarks/pep_scaling.py [--quick] [--method gd|pgm|agd|fista] [--cap SECONDS] [--engines a,b]
+                                     [--out DIR] [--resume | --force]
 
 Problem: the worst case of f(x_K) - f* over F_{0,1} with ||x_0 - x*|| <= 1 for a learned-like schedule (a
 fixed seeded draw of steps in [0.5, 1.9]/L, some above 1/L; the schedule for K layers is the first K steps of
@@ -16,7 +17,12 @@ to gram-clarabel, and the worker's peak RSS (``resource.getrusage``, high-water 
 the peak of the largest solve so far) above its baseline after imports and a warm-up solve. K = 1..50 for
 every engine, then larger K until an engine's solve exceeds the cap (default 60 s); an engine stops at its
 first solve past the cap and the table reports the largest K it solved within the cap. ``--quick`` runs a
-few K up to 50 with a 20 s cap (under ~3 minutes). JSON goes atomically to benchmarks/out/ (git-ignored).
+few K up to 50 with a 20 s cap (under ~3 minutes).
+
+Outputs (``--out``, default benchmarks/out/, git-ignored): ``pep_scaling[_METHOD]_<mode>.json`` (settings,
+sessions, per-engine rows; rewritten atomically after every engine, so ``--resume`` skips the engines
+that are finished) and ``pep_scaling[_METHOD]_<mode>.txt`` (the table). When these exist, a run needs
+``--resume`` (continue) or ``--force`` (start afresh). Bad arguments print one line on stderr, exit status 2.
 """
 from __future__ import annotations
 
@@ -29,14 +35,18 @@ from typing import Any
 import numpy as np
 
 from unfoldkit.experiments.arguments import OneLineParser
-from unfoldkit.experiments.benchmarking import Worker, machine
-from unfoldkit.unrolled.io import write_json
+from unfoldkit.experiments.benchmarking import (
+    ResultFile, UsageError, Worker, command, finish, machine, output_options, output_paths,
+)
 from unfoldkit.unrolled.resources import peak_rss_bytes
 
 ENGINES = {"gram-clarabel": ("gram", "CLARABEL"), "gram-scs": ("gram", "SCS"), "pepit-clarabel": ("pepit", "CLARABEL")}
 FULL_K = list(range(1, 51)) + [60, 70, 80, 90, 100, 120, 140]
 QUICK_K = [1, 2, 5, 10, 20, 30, 40, 50]
 SEED, K_MAX = 0, 200
+#: bump when the JSON layout changes (a resumed file must have the same version)
+FORMAT_VERSION = 1
+DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 
 
 def schedule(K: int, L: float = 1.0) -> np.ndarray:
@@ -115,41 +125,60 @@ def _table(results: dict[str, dict[str, Any]], cap: float) -> str:
     return "\n".join(lines)
 
 
+def run_benchmark(method: str, ks: list[int], cap: float, engines: list[str], out_dir: str | Path, mode: str,
+                  resume: bool = False, force: bool = False, log: Any = sys.stdout) -> dict[str, Any]:
+    """Run every engine of ``engines`` and return the JSON document (also written to ``out_dir``, after
+    every engine). With ``resume``, the engines of an existing JSON made with the same settings are kept
+    and skipped; without it, existing files need ``force`` (``ResultFile``)."""
+    config = {"mode": mode, "method": method, "function_class": "F_{0,1}", "metric": "objective_gap",
+              "initial": "||x0-x*||<=1", "schedule": f"seeded uniform[0.5, 1.9]/L (seed {SEED}), prefix of length K",
+              "ks": ks, "cap_s": cap}
+    run = ResultFile(out_dir, _benchmark(method), FORMAT_VERSION, config, resume, machine(), {"engines": engines},
+                     force, results={})
+    import cvxpy  # after the checks above: a bad --out or --resume is reported at once
+    import PEPit
+
+    run.session.update(cvxpy=cvxpy.__version__, pepit=getattr(PEPit, "__version__", "0.5.x"))
+    results = run.doc["results"]
+    for name in engines:
+        if name in results:
+            print(f"  {name}: done already (--resume), skipped", file=log, flush=True)
+            continue
+        results[name] = run_engine(name, method, ks, cap, log)
+        run.save(_table(results, cap) + "\n")
+    return run.doc
+
+
+def _benchmark(method: str) -> str:
+    """The file stem of a method's results ("pep_scaling" for gd, "pep_scaling_<method>" otherwise)."""
+    return "pep_scaling" + ("" if method == "gd" else f"_{method}")
+
+
+@command
 def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point: 0, or 2 on a bad argument."""
     parser = OneLineParser(prog="python benchmarks/pep_scaling.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="K in %s, cap 20 s (under ~3 minutes)" % QUICK_K)
     parser.add_argument("--method", default="gd", choices=["gd", "pgm", "agd", "fista"])
     parser.add_argument("--cap", type=float, default=None, help="seconds per solve (default 60, quick 20)")
     parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated subset of " + ",".join(ENGINES))
-    parser.add_argument("--out", default=None,
-                        help="JSON path (default benchmarks/out/pep_scaling[_METHOD][_quick].json)")
+    output_options(parser, DEFAULT_OUT, "skip the engines that are finished")
     args = parser.parse_args(argv)
     cap = args.cap if args.cap is not None else (20.0 if args.quick else 60.0)
     if not cap > 0:
-        parser.error("--cap must be > 0")
+        raise UsageError(f"--cap: must be > 0 seconds, got {args.cap:g}")
     names = [n.strip() for n in args.engines.split(",") if n.strip()]
-    bad = [n for n in names if n not in ENGINES]
-    if bad or not names:
-        parser.error(f"unknown engine(s) {bad}; choose from {list(ENGINES)}")
-    ks = QUICK_K if args.quick else FULL_K
-    stem = "pep_scaling" + ("" if args.method == "gd" else f"_{args.method}") + ("_quick" if args.quick else "")
-    out = Path(args.out) if args.out else Path(__file__).resolve().parent / "out" / f"{stem}.json"
+    bad = [n for n in names if n not in ENGINES] or ([] if names else ["(none given)"])
+    if bad:
+        raise UsageError(f"--engines: unknown engine(s) {', '.join(bad)}; choose from {', '.join(ENGINES)}")
+    ks, mode = (QUICK_K, "quick") if args.quick else (FULL_K, "full")
     print(f"PEP scaling: method {args.method}, F_(0,1), objective gap, K in {ks[0]}..{ks[-1]}, cap {cap:.0f} s, "
           f"{os.cpu_count()} CPU(s)", flush=True)
     t0 = time.perf_counter()
-    results = {n: run_engine(n, args.method, ks, cap, sys.stdout) for n in names}
-    table = _table(results, cap)
+    doc = run_benchmark(args.method, ks, cap, names, args.out, mode, resume=args.resume, force=args.force)
     print()
-    print(table)
-    import cvxpy
-    import PEPit
-    meta = {"method": args.method, "function_class": "F_{0,1}", "metric": "objective_gap", "initial": "||x0-x*||<=1",
-            "schedule": f"seeded uniform[0.5, 1.9]/L (seed {SEED}), prefix of length K", "cap_s": cap,
-            "quick": args.quick, "cpus": os.cpu_count(), "machine": machine(), "cvxpy": cvxpy.__version__,
-            "pepit": getattr(PEPit, "__version__", "0.5.x"), "total_s": time.perf_counter() - t0}
-    write_json(out, {"meta": meta, "results": results, "table": table})
-    print(f"\nwrote {out} ({meta['total_s']:.0f} s)")
-    return 0
+    print(_table(doc["results"], cap))
+    return finish(time.perf_counter() - t0, mode, output_paths(args.out, _benchmark(args.method), mode), [])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Benchmark: ``gd-unfolded`` (learned per-layer steps) on its own family, least squares, at equal depth K.
 
-    python benchmarks/unfolded_quadratic.py [--quick] [--snr inf,40] [--out DIR] [--threads N] [--seed S] [--resume]
+    python benchmarks/unfolded_quadratic.py [--quick] [--snr inf,40] [--out DIR] [--threads N] [--seed S]
+                                            [--resume | --force]
 
 Setting (``FULL``): ``LeastSquares(m=500, n=250, kappa=100, L=1)``, i.e. A = U diag(sigma) V^T with the
 eigenvalues of M = A^T A geometric in [mu, L] = [0.01, 1] (endpoints exact, A drawn once with seed 0),
@@ -58,13 +59,15 @@ constant initial steps 1/L every gradient has equal components (``symmetry_check
 never leave the constant-step schedules (a float64 run from 1/L ended at the constant step 1.96/L, -10.3 dB;
 in float32 round-off breaks the symmetry by accident).
 
-Targets: "T2 gd-unfolded better than FISTA at layer K" (pass/fail), and for information the gaps to the
-Chebyshev steps and to the average-case oracle, and the learned schedule's certificate.
+Targets: "T2 gd-unfolded better than FISTA at layer K" (pass/fail, with its margin in dB and the number of
+layers at which gd-unfolded is better: ``judge_layers``), and for information the gaps to the Chebyshev
+steps and to the average-case oracle, and the learned schedule's certificate.
 
 Outputs (``--out``, default benchmarks/out/): ``unfolded_quadratic_<mode>.json`` (rewritten atomically with
 ``unrolled.io.write_json`` after every setting; ``--resume`` keeps finished settings and resumes the
 trainer's checkpoint under ``checkpoints/quadratic_<mode>/<setting>/``) and ``unfolded_quadratic_<mode>.txt``
-(the tables). Bad arguments print one line on stderr and exit with status 2; a failed training exits 1.
+(the tables); when these exist, a run needs ``--resume`` (continue) or ``--force`` (delete them and start
+afresh). Bad arguments print one line on stderr and exit with status 2; a failed training exits 1.
 What every benchmark shares (settings, result file, argument parsing, tables) is
 ``unfoldkit.experiments.benchmarking``; the per-layer NMSE curve is ``unfoldkit.unrolled.metrics.nmse_db_curve``.
 The mathematics (Chebyshev steps, residual polynomials, the exact worst case, the expected NMSE, the
@@ -84,8 +87,8 @@ import torch
 
 from unfoldkit.experiments.arguments import OneLineParser
 from unfoldkit.experiments.benchmarking import (
-    Budget, ResultFile, check_resumable, command, failed_row, finish, fmt, log_stderr, machine, output_paths,
-    parse_snr_list, setting_key, setting_label, settings_parser, table_head, table_row,
+    Budget, ResultFile, Settings, command, failed_entry, failed_row, finish, fmt, judge_layers, log_stderr, machine,
+    output_paths, parse_snr_list, setting_key, setting_label, settings_parser, table_head, table_row,
 )
 from unfoldkit.theory.quadratic_schedules import (  # noqa: F401 - re-exported: bench.<name> in tests and notebooks
     avg_case_optimal_polynomial,
@@ -119,7 +122,7 @@ ROW_ORDER = ("gd-1/L", "gd-2/(mu+L)", "fista", "chebyshev", MODEL, "oracle-avg-c
 
 
 @dataclass(frozen=True)
-class QuadConfig:
+class QuadConfig(Settings):
     """Everything that fixes the numbers of a run (stored in the JSON; ``--resume`` needs it unchanged).
 
     ``m``, ``n``, ``kappa``, ``L``: the LeastSquares problem (mu = L / kappa); ``num_layers``: K.
@@ -148,15 +151,6 @@ class QuadConfig:
     def mu(self) -> float:
         return self.L / self.kappa
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> QuadConfig:
-        d = dict(d)
-        d["budget"] = Budget(**d["budget"])
-        return cls(**d)
-
 
 #: the benchmark setting (a few minutes on 2 CPU cores, one thread)
 FULL = QuadConfig(mode="full", m=500, n=250)
@@ -177,11 +171,6 @@ RECIPE: dict[str, Any] = {
 
 # ---- the mathematics: theory/quadratic_schedules.py ---------------------------------------------------
 # (Chebyshev steps and minimax value, residual polynomials, exact worst case, expected NMSE, average-case oracle)
-
-
-def max_abs_on_grid(values: np.ndarray) -> float:
-    """max |p| over the grid (the last axis)."""
-    return float(np.max(np.abs(values)))
 
 
 # ---- the problem and the data ----------------------------------------------------------------------
@@ -218,7 +207,7 @@ def _row(name: str, kind: str, snr_db: float | None, curve: list[float], residua
         entry["expected_nmse_db"] = exp
         entry["expected_nmse_db_K"] = exp[-1]
     if grid_res is not None:
-        entry["worst_case"] = {"grid_max_abs_p_K": max_abs_on_grid(grid_res)}
+        entry["worst_case"] = {"grid_max_abs_p_K": float(np.max(np.abs(grid_res)))}
     entry.update(extra)
     return entry
 
@@ -329,8 +318,9 @@ def float32_check(problem: Any, test: Any, schedules: dict[str, np.ndarray], num
 
 
 def evaluate_targets(results: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """T2 (pass/fail): gd-unfolded strictly better than FISTA at layer K. Information (pass None): the gaps
-    to the Chebyshev steps and to the average-case oracle at layer K, and the learned certificate."""
+    """T2 (pass/fail): gd-unfolded strictly better than FISTA at layer K (``judge_layers``: its margin and at
+    how many layers it is). Information (pass None): the gaps to the Chebyshev steps and to the average-case
+    oracle at layer K, and the learned certificate."""
     out: list[dict[str, Any]] = []
     for key, rows in results.items():
         ours = rows.get(MODEL, {})
@@ -349,11 +339,9 @@ def evaluate_targets(results: dict[str, dict[str, dict[str, Any]]]) -> list[dict
                 continue
             r = ref["nmse_db_K"]
             note = f"ours {abs(o - r):.2f} dB {'lower (better)' if o < r else 'higher (worse)'}"
-            if ref_name == "fista":
-                better = sum(a < b for a, b in zip(ours["nmse_db"][1:], ref["nmse_db"][1:]))
-                note += f"; better at {better} of {len(ours['nmse_db']) - 1} layers"
             out.append({"target": target, "setting": key, "model": MODEL, "ours_db": o, "reference_db": r,
-                        "difference_db": o - r, "pass": bool(o < r) if passing else None, "note": note})
+                        "difference_db": o - r, "pass": None, "note": note,
+                        **(judge_layers(ours["nmse_db"], ref["nmse_db"], "FISTA") if passing else {})})
         wc = ours["worst_case"]
         mm = rows.get("chebyshev", {}).get("worst_case", {}).get("minimax_value")
         out.append({"target": "info: worst-case max|p_K| over [mu, L] (learned vs Chebyshev minimax)",
@@ -422,7 +410,7 @@ def format_steps(doc: dict[str, Any]) -> str:
 def format_targets(targets: list[dict[str, Any]]) -> str:
     lines = table_head(["target", "setting", "ours", "reference", "result", "note"])
     for t in targets:
-        verdict = "info" if t["pass"] is None else ("PASS" if t["pass"] else "FAIL")
+        verdict = t.get("verdict", "info")
         ours = t.get("ours_db", t.get("ours"))
         ref = t.get("reference_db", t.get("reference"))
         unit = " dB" if "ours_db" in t else ""
@@ -464,9 +452,8 @@ def run_setting(config: QuadConfig, snr_db: float | None, checkpoint_dir: str | 
         rows[MODEL] = learned_row(config, snr_db, problem, test, eig, grid, minimax, checkpoint_dir, resume)
         log(f"[{key}] {MODEL}: {rows[MODEL]['nmse_db_K']:.2f} dB, {rows[MODEL]['train_time_s']:.1f} s")
     except Exception as err:  # noqa: BLE001 - recorded in the JSON, the run goes on
-        rows[MODEL] = {"name": MODEL, "kind": "learned", "setting": setting_label(snr_db), "snr_db": snr_db,
-                       "status": "failed", "error": f"{type(err).__name__}: {err}"}
-        log(f"[{key}] {MODEL}: FAILED: {type(err).__name__}: {err}")
+        rows[MODEL] = failed_entry(MODEL, "learned", snr_db, err)
+        log(f"[{key}] {MODEL}: FAILED: {rows[MODEL]['error']}")
     schedules = {"chebyshev": np.asarray(rows["chebyshev"]["steps"])}
     if rows[MODEL].get("status") == "done":
         schedules[MODEL] = np.asarray(rows[MODEL]["steps"])
@@ -479,17 +466,21 @@ def run_setting(config: QuadConfig, snr_db: float | None, checkpoint_dir: str | 
 
 
 def run_benchmark(config: QuadConfig, snrs: Sequence[float | None], out_dir: str | Path, resume: bool = False,
-                  threads: int | None = 1, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  threads: int | None = 1, log: Callable[[str], None] | None = None,
+                  force: bool = False) -> dict[str, Any]:
     """Run every setting of ``snrs`` and return the JSON document (also written to ``out_dir``).
 
     The JSON is rewritten atomically after every setting. With ``resume``, finished settings of an existing
-    JSON made with the same config are kept and skipped (ValueError for another config), and the trainer
-    resumes its checkpoint bit-exactly.
+    JSON made with the same config are kept and skipped (UsageError for another config), and the trainer
+    resumes its checkpoint bit-exactly. Without ``resume``, the JSON, the table and the checkpoints of this
+    mode must not exist unless ``force`` deletes them (``ResultFile``).
     """
     log = log or log_stderr
     out_dir = Path(out_dir)
+    checkpoints = out_dir / "checkpoints" / f"quadratic_{config.mode}"
     run = ResultFile(out_dir, "unfolded_quadratic", FORMAT_VERSION, config.to_dict(), resume, machine("cpu", threads),
-                     {"snrs": [setting_key(s) for s in snrs]}, recipe=RECIPE, results={}, settings={}, targets=[])
+                     {"snrs": [setting_key(s) for s in snrs]}, force, [checkpoints], recipe=RECIPE, results={},
+                     settings={}, targets=[])
     doc = run.doc
 
     def save() -> None:
@@ -503,7 +494,7 @@ def run_benchmark(config: QuadConfig, snrs: Sequence[float | None], out_dir: str
             if resume and old and all(r.get("status") in ("done", "not realizable") for r in old.values()):
                 log(f"[{key}] done already (--resume), skipped")
                 continue
-            ckpt = str(out_dir / "checkpoints" / f"quadratic_{config.mode}" / key / MODEL)
+            ckpt = str(checkpoints / key / MODEL)
             doc["results"][key], doc["settings"][key] = run_setting(config, snr, ckpt, resume, log)
             save()
     save()
@@ -525,14 +516,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     snrs = parse_snr_list(args.snr)
     config = replace(QUICK if args.quick else FULL, seed=args.seed)
-    paths = output_paths(args.out, "unfolded_quadratic", config.mode)
-    if args.resume:
-        check_resumable(paths[0], config.to_dict())
     t0 = time.perf_counter()
-    doc = run_benchmark(config, snrs, args.out, resume=args.resume, threads=args.threads or None)
+    doc = run_benchmark(config, snrs, args.out, resume=args.resume, threads=args.threads or None, force=args.force)
     wall = time.perf_counter() - t0
     print(full_text(doc), end="")
-    return finish(wall, config.mode, paths, [f"{key}/{MODEL}" for key, rows in doc["results"].items()
+    return finish(wall, config.mode, output_paths(args.out, "unfolded_quadratic", config.mode), [f"{key}/{MODEL}" for key, rows in doc["results"].items()
                                              if rows.get(MODEL, {}).get("status") != "done"])
 
 

@@ -5,7 +5,7 @@ The standard setting of Chen, Liu, Wang & Yin (NeurIPS 2018) and Liu, Chen, Wang
 y = A x (+ noise), A in R^{m x n} with N(0, 1/m) entries and unit-norm columns (``SparseRecovery``),
 x Bernoulli(0.1) x N(0, 1), m = 250, n = 500, K = 16 layers, noiseless and SNR 40 dB.
 
-    python benchmarks/unfolded_sparse.py [--quick] [--models a,b,...] [--snr inf,40] [--out DIR] [--resume]
+    python benchmarks/unfolded_sparse.py [--quick] [--models a,b,...] [--snr inf,40] [--out DIR] [--resume | --force]
 
 Measured, per setting (noise level) and per method, on one fixed, seeded test set:
 
@@ -26,6 +26,7 @@ Outputs (``--out``, default benchmarks/out/): ``unfolded_sparse_<mode>.json`` (r
 ``unrolled.io.write_json`` after every method, so ``--resume`` skips what is finished) and
 ``unfolded_sparse_<mode>.txt`` (the table); per-model trainer checkpoints under
 ``checkpoints/<mode>/<setting>/<model>/`` (``--resume`` continues an interrupted training bit-exactly).
+When these exist, a run needs ``--resume`` (continue) or ``--force`` (delete them and start afresh).
 Bad arguments print one line on stderr and exit with status 2.
 """
 from __future__ import annotations
@@ -34,7 +35,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,11 @@ import torch
 
 from unfoldkit.experiments.arguments import OneLineParser
 from unfoldkit.experiments.benchmarking import (
-    Budget, ResultFile, UsageError, Worker, check_resumable, command, failed_row, finish, fmt, log_stderr, machine,
-    output_paths, parse_models, parse_snr_list, setting_key, setting_label, settings_parser, table_head, table_row,
+    Budget, ResultFile, Settings, UsageError, Worker, claim_outputs, command, failed_entry, failed_row, finish, fmt,
+    judge, judge_layers, log_stderr, machine, output_paths, parse_models, parse_snr_list, setting_key, setting_label,
+    settings_parser, table_head, table_row,
 )
-from unfoldkit.unrolled.io import read_json, write_json
+from unfoldkit.unrolled.io import jsonable, read_json, write_json
 from unfoldkit.unrolled.metrics import nmse, nmse_db_curve
 from unfoldkit.unrolled.models import MODELS, make_model
 from unfoldkit.unrolled.problems.sparse import SparseRecovery
@@ -72,7 +74,7 @@ PUBLISHED_FILE = Path(__file__).resolve().parent / "published.json"
 
 
 @dataclass(frozen=True)
-class BenchConfig:
+class BenchConfig(Settings):
     """Everything that fixes the numbers of a run (stored in the JSON; ``--resume`` needs it unchanged).
 
     ``m``, ``n``, ``sparsity``, ``num_layers`` (K): the problem and the depth. ``test_size``: the fixed test
@@ -95,21 +97,6 @@ class BenchConfig:
     end_to_end: Budget = field(default_factory=lambda: Budget(40, 50, 64, 5))
     problem_seed: int = 0
     seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form (tuples become lists)."""
-        d = asdict(self)
-        d["lam_grid"] = list(self.lam_grid)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> BenchConfig:
-        """Inverse of ``to_dict``."""
-        d = dict(d)
-        d["lam_grid"] = tuple(d["lam_grid"])
-        d["layerwise"] = Budget(**d["layerwise"])
-        d["end_to_end"] = Budget(**d["end_to_end"])
-        return cls(**d)
 
 
 #: the paper-scale setting
@@ -258,14 +245,9 @@ def recipe_for(family: str, config: BenchConfig) -> dict[str, Any]:
 RECIPE_KEYS = ("scheme", "options", "settings", "lam_source", "model_args")
 
 
-def recipe_json(recipe: dict[str, Any]) -> dict[str, Any]:
-    """``recipe`` as stored in the JSON (tuples as lists)."""
-    return {**recipe, "options": {k: list(v) if isinstance(v, tuple) else v for k, v in recipe["options"].items()}}
-
-
 def recipe_changed(row: dict[str, Any], recipe: dict[str, Any]) -> bool:
     """Whether a stored row was trained with another recipe than ``recipe`` (then --resume re-trains it)."""
-    stored, current = row.get("recipe") or {}, recipe_json(recipe)
+    stored, current = row.get("recipe") or {}, jsonable(recipe)
     return any(stored.get(k) != current.get(k) for k in RECIPE_KEYS)
 
 
@@ -304,7 +286,7 @@ def train_model(config_dict: dict[str, Any], family: str, recipe: dict[str, Any]
             "name": family, "kind": "learned", "family": family, "paradigm": type(model).paradigm,
             "setting": setting_label(snr_db), "snr_db": snr_db, "lam": lam, "nmse_db": curve, "nmse_db_K": curve[-1],
             "train_time_s": float(result.wall_time_s), "peak_memory_bytes": peak, "peak_memory_kind": kind,
-            "peak_rss_bytes": peak_rss_bytes(), "params": params, "recipe": {**recipe_json(recipe), "lam": lam},
+            "peak_rss_bytes": peak_rss_bytes(), "params": params, "recipe": {**jsonable(recipe), "lam": lam},
             "epochs_run": int(result.epochs_run), "stopped_early": bool(result.stopped_early),
             "stages": len(result.stages), "best_val_nmse_db": result.best_val_nmse_db,
             "val_nmse_db_K": (result.final_val_nmse_db or [None])[-1], "resumed": resumed,
@@ -382,59 +364,52 @@ def published_for(name: str, config: BenchConfig, snr_db: float | None) -> dict[
 
 
 def evaluate_targets(results: dict[str, dict[str, dict[str, Any]]], config: BenchConfig) -> list[dict[str, Any]]:
-    """The targets, each {"target", "setting", "model", "ours_db", "reference_db", "pass", "note"}.
+    """The targets, each {"target", "setting", "model", "ours_db", "reference_db", "difference_db", "pass",
+    "note"}, and for a pass/fail target ``judge``'s "margin_db" and "verdict" (which says how close it is).
 
     T1: LISTA-CPSS and ALISTA within PUBLISHED_TOLERANCE_DB of the published layer-K value (|difference|),
     where one exists (``pass`` None otherwise). T2: every learned model strictly better than FISTA (tuned
-    lambda, K iterations) at layer K; for a model of another family (``OWN_FAMILY_BENCHMARK``) the row is
-    information (``pass`` None) and the target is judged by that family's benchmark. Also T0 (information, no pass/fail): ISTA / FISTA at lambda 0.4
-    against the published baselines.
+    lambda, K iterations) at layer K (``judge_layers``: also at how many layers it is); for a model of another
+    family (``OWN_FAMILY_BENCHMARK``) the row is information (``pass`` None) and the target is judged by that
+    family's benchmark. Also T0 (information, no pass/fail): ISTA / FISTA at lambda 0.4 against the
+    published baselines.
     """
     out: list[dict[str, Any]] = []
+    t1, t2 = f"T1 within {PUBLISHED_TOLERANCE_DB:g} dB of published", "T2 better than FISTA at layer K"
+
+    def add(target: str, key: str, name: str, ours: float, ref: float | None, note: str, **judged: Any) -> None:
+        out.append({"target": target, "setting": key, "model": name, "ours_db": ours, "reference_db": ref,
+                    "difference_db": None if ref is None else ours - ref, "pass": None, "note": note, **judged})
+
     for key, rows in results.items():
-        fista = rows.get("fista")
+        fista = rows.get("fista") if rows.get("fista", {}).get("status") == "done" else None
         for name, row in rows.items():
             if row.get("status") != "done":
                 continue
             ours = row["nmse_db_K"]
             # the current published table (rows store the one of their run; notes may have been added since)
             pub = published_for(name, config, row["snr_db"]) if "snr_db" in row else row.get("published", {})
-            if name in PUBLISHED_TARGET_MODELS:
-                if pub.get("available"):
-                    diff = ours - pub["nmse_db"]
-                    out.append({"target": f"T1 within {PUBLISHED_TOLERANCE_DB:g} dB of published", "setting": key,
-                                "model": name, "ours_db": ours, "reference_db": pub["nmse_db"],
-                                "difference_db": diff, "pass": bool(abs(diff) <= PUBLISHED_TOLERANCE_DB),
-                                "note": (f"ours {abs(diff):.2f} dB {'lower (better)' if diff < 0 else 'higher (worse)'}"
-                                         f" than published; published: {pub.get('caveats', '')}")})
-                else:
-                    out.append({"target": f"T1 within {PUBLISHED_TOLERANCE_DB:g} dB of published", "setting": key,
-                                "model": name, "ours_db": ours, "reference_db": None, "difference_db": None,
-                                "pass": None, "note": f"not evaluable: {pub.get('why', 'no published value')}"})
+            pub_db = pub["nmse_db"] if pub.get("available") else None
+            if name in PUBLISHED_TARGET_MODELS and pub_db is None:
+                add(t1, key, name, ours, None, f"not evaluable: {pub.get('why', 'no published value')}")
+            elif name in PUBLISHED_TARGET_MODELS:
+                diff = ours - pub_db
+                side = "lower (better)" if diff < 0 else "higher (worse)"
+                add(t1, key, name, ours, pub_db, f"ours {abs(diff):.2f} dB {side} than published; published: "
+                    f"{pub.get('caveats', '')}", **judge(abs(diff) <= PUBLISHED_TOLERANCE_DB,
+                                                         PUBLISHED_TOLERANCE_DB - abs(diff),
+                                                         f"(|ours - published| = {abs(diff):.2f} dB)"))
             if row["kind"] == "learned" and name in OWN_FAMILY_BENCHMARK:
-                ref = fista["nmse_db_K"] if fista is not None and fista.get("status") == "done" else None
-                out.append({"target": "T2 better than FISTA at layer K", "setting": key, "model": name,
-                            "ours_db": ours, "reference_db": ref,
-                            "difference_db": None if ref is None else ours - ref, "pass": None,
-                            "note": f"not applicable here: {OWN_FAMILY_BENCHMARK[name]}"})
+                add(t2, key, name, ours, fista and fista["nmse_db_K"],
+                    f"not applicable here: {OWN_FAMILY_BENCHMARK[name]}")
+            elif row["kind"] == "learned" and fista is None:
+                add(t2, key, name, ours, None, "FISTA not run")
             elif row["kind"] == "learned":
-                if fista is None or fista.get("status") != "done":
-                    out.append({"target": "T2 better than FISTA at layer K", "setting": key, "model": name,
-                                "ours_db": ours, "reference_db": None, "difference_db": None, "pass": None,
-                                "note": "FISTA not run"})
-                else:
-                    ref = fista["nmse_db_K"]
-                    better = [k for k in range(1, len(row["nmse_db"]))
-                              if row["nmse_db"][k] < fista["nmse_db"][k]]
-                    out.append({"target": "T2 better than FISTA at layer K", "setting": key, "model": name,
-                                "ours_db": ours, "reference_db": ref, "difference_db": ours - ref,
-                                "pass": bool(ours < ref),
-                                "note": f"better than FISTA at {len(better)} of {len(row['nmse_db']) - 1} layers"})
-            if row["kind"] == "classical" and not row.get("lam_tuned") and pub.get("available"):
-                out.append({"target": "T0 classical baseline vs published (information)", "setting": key,
-                            "model": name, "ours_db": ours, "reference_db": pub["nmse_db"],
-                            "difference_db": ours - pub["nmse_db"], "pass": None,
-                            "note": "docs/published_curves.md §4 expects about 0.2 dB for a faithful ISTA/FISTA"})
+                add(t2, key, name, ours, fista["nmse_db_K"], "",
+                    **judge_layers(row["nmse_db"], fista["nmse_db"], "FISTA"))
+            if row["kind"] == "classical" and not row.get("lam_tuned") and pub_db is not None:
+                add("T0 classical baseline vs published (information)", key, name, ours, pub_db,
+                    "docs/published_curves.md §4 expects about 0.2 dB for a faithful ISTA/FISTA")
     return out
 
 
@@ -471,10 +446,10 @@ def format_table(doc: dict[str, Any]) -> str:
 
 
 def format_targets(targets: list[dict[str, Any]]) -> str:
-    """The targets as a Markdown table (PASS / FAIL / n/a)."""
+    """The targets as a Markdown table: the verdict with its margin (``judge``), n/a, or information."""
     lines = table_head(["target", "setting", "model", "ours (dB)", "reference (dB)", "result", "note"])
     for t in targets:
-        verdict = "n/a" if t["pass"] is None else ("PASS" if t["pass"] else "FAIL")
+        verdict = t.get("verdict", "n/a")
         if t["target"].startswith("T0"):
             verdict = f"info ({fmt(t['difference_db'], '+.2f')} dB)"
         lines.append(table_row([t["target"], t["setting"], t["model"], fmt(t["ours_db"], ".2f"),
@@ -487,21 +462,22 @@ def format_targets(targets: list[dict[str, Any]]) -> str:
 
 def run_benchmark(config: BenchConfig, models: Sequence[str], snrs: Sequence[float | None], out_dir: str | Path,
                   resume: bool = False, isolate: bool = True, device: str = "cpu", threads: int | None = 1,
-                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
+                  log: Callable[[str], None] | None = None, force: bool = False) -> dict[str, Any]:
     """Run the benchmark and return the JSON document (also written to ``out_dir``).
 
     For each noise level in ``snrs``: the classical baselines, then each family of ``models`` (trained in a
     fresh process when ``isolate``). The JSON is rewritten atomically after every method. With ``resume``,
     the existing JSON's finished rows are kept and skipped (unless their stored recipe differs from the
     current one, ``recipe_changed``: then the row and its checkpoints are made anew), and trainer checkpoints are resumed; the
-    stored config must equal ``config`` (ValueError otherwise). A model that raises is recorded with
-    ``status`` "failed" and its error, and the run goes on.
+    stored config must equal ``config`` (UsageError otherwise). Without ``resume``, the JSON, the table and the
+    checkpoints of this mode must not exist unless ``force`` deletes them (``ResultFile``). A model that
+    raises is recorded with ``status`` "failed" and its error, and the run goes on.
     """
     log = log or log_stderr
     out_dir = Path(out_dir)
     run = ResultFile(out_dir, "unfolded_sparse", FORMAT_VERSION, config.to_dict(), resume, machine(device, threads),
                      {"models": list(models), "snrs": [setting_key(s) for s in snrs], "isolate": isolate},
-                     recipes={}, results={}, targets=[])
+                     force, [out_dir / "checkpoints" / config.mode], recipes={}, results={}, targets=[])
     doc = run.doc
     doc["peak_memory_method"] = (
         "torch.cuda.max_memory_allocated" if device.startswith("cuda") else
@@ -514,7 +490,7 @@ def run_benchmark(config: BenchConfig, models: Sequence[str], snrs: Sequence[flo
         run.save(format_table(doc) + "\n\n" + format_targets(doc["targets"]) + "\n")
 
     for family in models:
-        doc["recipes"][family] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in RECIPES[family].items()}
+        doc["recipes"][family] = jsonable(RECIPES[family])
     for snr in snrs:
         key = setting_key(snr)
         rows = doc["results"].setdefault(key, {})
@@ -549,9 +525,8 @@ def run_benchmark(config: BenchConfig, models: Sequence[str], snrs: Sequence[flo
                 else:
                     entry = train_model(*args)
             except Exception as err:  # noqa: BLE001 - recorded in the JSON, the run goes on
-                rows[family] = {"name": family, "kind": "learned", "setting": setting_label(snr), "snr_db": snr,
-                                "status": "failed", "error": f"{type(err).__name__}: {err}"}
-                log(f"[{key}] {family}: FAILED: {type(err).__name__}: {err}")
+                rows[family] = failed_entry(family, "learned", snr, err)
+                log(f"[{key}] {family}: FAILED: {rows[family]['error']}")
                 save()
                 continue
             entry["published"] = published_for(family, config, snr)
@@ -596,24 +571,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"--device: {args.device!r} is not available here")
     config = replace(QUICK if args.quick else FULL, seed=args.seed)
     out = args.out
-    paths = output_paths(out, "unfolded_sparse", config.mode)
-    if args.resume:
-        check_resumable(paths[0], config.to_dict())
     if args.estimate:
+        if args.resume:
+            raise UsageError("--resume: an --estimate run has nothing to resume (--force replaces its file)")
+        path = out / f"unfolded_sparse_{config.mode}_estimate.json"
+        claim_outputs([path], False, args.force)
         est = estimate_wall_time(config, models, snrs, threads=threads)
-        path = write_json(out / f"unfolded_sparse_{config.mode}_estimate.json",
-                          {"config": config.to_dict(), "machine": machine(args.device, threads), **est})
+        write_json(path, {"config": config.to_dict(), "machine": machine(args.device, threads), **est})
         print(f"ESTIMATED training time ({config.mode} mode, {len(snrs)} setting(s), {len(models)} model(s)): "
               f"about {est['total_s'] / 60:.0f} min (upper bound w.r.t. early stopping; wrote {path})")
         return 0
     t0 = time.perf_counter()
     doc = run_benchmark(config, models, snrs, out, resume=args.resume, isolate=not args.no_isolate,
-                        device=args.device, threads=threads)
+                        device=args.device, threads=threads, force=args.force)
     wall = time.perf_counter() - t0
     print(format_table(doc))
     print()
     print(format_targets(doc["targets"]))
-    return finish(wall, config.mode, paths, [f"{key}/{name}" for key, rows in doc["results"].items()
+    return finish(wall, config.mode, output_paths(out, "unfolded_sparse", config.mode), [f"{key}/{name}" for key, rows in doc["results"].items()
                                              for name, row in rows.items() if row.get("status") != "done"])
 
 

@@ -1,8 +1,9 @@
 """What the benchmark scripts of benchmarks/ share, so that each keeps only its settings, methods, targets
 and ``main``: noise levels and their parsing, the training budget, the result document (JSON and table
-rewritten atomically, resumable, one entry per session), the machine description, a worker process per
-model or engine (its own memory high-water mark, killed when late), table cells, and the command-line
-convention (a bad argument is one line on stderr and exit status 2)."""
+rewritten atomically, resumable, one entry per session; an earlier run's files are replaced only with
+--force), the machine description, a worker process per model or engine (its own memory high-water mark,
+killed when late), verdicts with their margin, table cells, and the command-line convention (a bad argument
+is one line on stderr and exit status 2; Ctrl-C says how to resume)."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -11,17 +12,19 @@ import math
 import multiprocessing
 import os
 import platform
+import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from unfoldkit.experiments.arguments import OneLineParser, folder, nonneg_int
-from unfoldkit.unrolled.io import read_json, write_json, write_text
+from unfoldkit.unrolled.io import jsonable, read_json, write_json, write_text
 
 
 class UsageError(ValueError):
@@ -30,7 +33,8 @@ class UsageError(ValueError):
 
 def command(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] | None], int]:
     """A benchmark's ``main(argv)``: a UsageError is one line on stderr and status 2, as are argparse's errors
-    (``OneLineParser``); ``--help`` returns 0. The status is returned, not raised (``sys.exit(main())``)."""
+    (``OneLineParser``); ``--help`` returns 0; Ctrl-C is one line saying how to continue, status 130. The
+    status is returned, not raised (``sys.exit(main())``)."""
     @functools.wraps(main)
     def run(argv: Sequence[str] | None = None) -> int:
         try:
@@ -38,23 +42,37 @@ def command(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[s
         except UsageError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            print("\ninterrupted: what was finished is saved in --out; run the same command with --resume to "
+                  "continue", file=sys.stderr)
+            return 130
         except SystemExit as stop:  # argparse: --help (0) or a bad argument (2, its line already printed)
             return stop.code if isinstance(stop.code, int) else 2
     return run
 
 
+def output_options(p: OneLineParser, default_out: Path, resume: str) -> None:
+    """Add --out (an output folder), --resume (help ``resume``) and --force to ``p``; --resume and --force
+    exclude each other, and without either a run does not start where an earlier one left files
+    (``claim_outputs``)."""
+    p.add_argument("--out", type=folder, default=default_out, help="output folder (default benchmarks/out)")
+    flags = p.add_mutually_exclusive_group()
+    flags.add_argument("--resume", action="store_true", help=resume)
+    flags.add_argument("--force", action="store_true", help="start afresh: delete what an earlier run with "
+                       "these settings left in --out (results, trainer checkpoints)")
+
+
 def settings_parser(script: str, description: str, quick: str, seed: str, resume: str,
                     default_out: Path) -> OneLineParser:
     """The parser of ``python benchmarks/<script>.py`` with the options of every benchmark run over noise
-    levels: --quick (help ``quick``), --snr, --out, --seed (of ``seed``), --threads, --resume (``resume``)."""
+    levels: --quick (help ``quick``), --snr, --seed (of ``seed``), --threads and ``output_options``."""
     p = OneLineParser(prog=f"python benchmarks/{script}.py", description=description)
     p.add_argument("--quick", action="store_true", help=quick)
     p.add_argument("--snr", default="inf,40", help="noise levels in dB, 'inf' = noiseless (default inf,40)")
-    p.add_argument("--out", type=folder, default=default_out, help="output folder (default benchmarks/out)")
     p.add_argument("--seed", type=nonneg_int, default=0, help=f"{seed} seed (default 0)")
     p.add_argument("--threads", type=nonneg_int, default=1,
                    help="torch and BLAS threads per process (default 1; 0 = torch's default)")
-    p.add_argument("--resume", action="store_true", help=resume)
+    output_options(p, default_out, resume)
     return p
 
 
@@ -84,6 +102,21 @@ class Budget:
     steps_per_epoch: int
     batch_size: int = 64
     patience: int | None = None
+
+
+class Settings:
+    """Base of the frozen dataclasses that fix a benchmark's numbers (stored in its JSON; ``--resume`` needs
+    them unchanged): ``to_dict``, the JSON form (tuples as lists), and ``from_dict``, its inverse."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (tuples become lists)."""
+        return jsonable(asdict(self))  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Any:
+        """Inverse of ``to_dict``: a dict field is a Budget, a list a tuple."""
+        return cls(**{k: Budget(**v) if isinstance(v, dict) else tuple(v) if isinstance(v, list) else v
+                      for k, v in d.items()})
 
 
 def setting_key(snr_db: float | None) -> str:
@@ -154,47 +187,66 @@ def output_paths(out_dir: str | Path, benchmark: str, mode: str) -> tuple[Path, 
     return Path(out_dir) / f"{benchmark}_{mode}.json", Path(out_dir) / f"{benchmark}_{mode}.txt"
 
 
+def claim_outputs(paths: Sequence[str | Path], resume: bool, force: bool) -> None:
+    """Check, before any work, that a run may write ``paths`` (its result files first, then any checkpoint
+    folders). With ``resume`` one of them must exist (UsageError naming the folder: nothing to resume);
+    without ``resume`` or ``force`` none may (UsageError naming the first one found and both flags), so an
+    earlier run is never overwritten by accident; with ``force`` the existing ones are deleted, so that
+    nothing of the earlier run (a stale checkpoint) is mixed into this one."""
+    paths = [Path(p) for p in paths]
+    found = [p for p in paths if p.exists()]
+    if resume and not found:
+        raise UsageError(f"--resume: nothing to resume in {paths[0].parent} (no {paths[0].name}); "
+                         f"run without --resume to start")
+    if found and not (resume or force):
+        raise UsageError(f"{found[0]} exists (an earlier run): --resume continues it, --force deletes it "
+                         f"and starts afresh")
+    for path in found if force else ():
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
 def result_document(json_path: Path, benchmark: str, version: int, config: dict[str, Any], resume: bool,
                     **fresh: Any) -> dict[str, Any]:
-    """The JSON document of a run: with ``resume``, the existing ``json_path`` (ValueError unless it is a
-    ``benchmark`` result of format ``version`` made with ``config``); otherwise (or when absent) a new one
-    with the fields ``fresh``."""
-    if resume and json_path.exists():
-        doc = read_json(json_path)
-        if doc.get("format_version") != version or doc.get("benchmark") != benchmark:
-            raise ValueError(f"cannot resume from {json_path}: not a {benchmark} v{version} result")
-        if doc.get("config") != config:
-            raise ValueError(f"cannot resume from {json_path}: it was made with another configuration "
-                             f"(delete it or use another --out)")
-        return doc
-    return {"benchmark": benchmark, "format_version": version, "config": config, **fresh}
-
-
-def check_resumable(json_path: Path, config: dict[str, Any]) -> None:
-    """UsageError unless ``json_path`` is absent or a readable result made with ``config`` (for --resume)."""
-    if not json_path.exists():
-        return
+    """The JSON document of a run: with ``resume``, the existing ``json_path`` (UsageError unless it is a
+    readable ``benchmark`` result of format ``version`` made with ``config``); otherwise (or when absent) a
+    new one with the fields ``fresh``."""
+    if not (resume and json_path.exists()):
+        return {"benchmark": benchmark, "format_version": version, "config": config, **fresh}
     try:
-        old = read_json(json_path)
+        doc = read_json(json_path)
     except (OSError, ValueError) as err:
-        raise UsageError(f"--resume: cannot read {json_path}: {err}") from None
-    if old.get("config") != config:
-        raise UsageError(f"--resume: {json_path} was made with another configuration "
-                         f"(other --seed or mode?); delete it or use another --out")
+        raise UsageError(f"--resume: cannot read {json_path} ({err}); --force replaces it") from None
+    if not isinstance(doc, dict) or doc.get("format_version") != version or doc.get("benchmark") != benchmark:
+        raise UsageError(f"--resume: {json_path} is not a result of {benchmark} (format v{version}); --force "
+                         f"replaces it")
+    if doc.get("config") != config:
+        raise UsageError(f"--resume: {json_path} was made with another configuration (other --seed or "
+                         f"settings?); --force replaces it, or use another --out")
+    return doc
 
 
 class ResultFile:
     """A run's JSON document ``doc`` (``result_document``: resumed, or new with ``fresh`` and an empty list
     of sessions) and its text table, both in ``out_dir``; ``session``, this run's entry of ``doc["sessions"]``,
-    holds its start time, ``machine``, the fields ``session`` and its wall time."""
+    holds its start time, ``machine``, the fields ``session`` and its wall time.
+
+    The files, and the run's ``checkpoints`` folders, are claimed first (``claim_outputs``: an earlier run is
+    continued with ``resume``, replaced with ``force``, an error otherwise), and the JSON is written at once,
+    so that an interrupted run can always be resumed."""
 
     def __init__(self, out_dir: str | Path, benchmark: str, version: int, config: dict[str, Any], resume: bool,
-                 machine: dict[str, Any], session: dict[str, Any], **fresh: Any) -> None:
+                 machine: dict[str, Any], session: dict[str, Any], force: bool = False,
+                 checkpoints: Sequence[Path] = (), **fresh: Any) -> None:
         self.json_path, self.table_path = output_paths(out_dir, benchmark, config["mode"])
+        claim_outputs([self.json_path, self.table_path, *checkpoints], resume, force)
         self.doc = result_document(self.json_path, benchmark, version, config, resume, **fresh, sessions=[])
         self.session = {"started_utc": utc_now(), "machine": machine, **session, "wall_time_s": None}
         self.doc["sessions"].append(self.session)
         self._start = time.perf_counter()
+        write_json(self.json_path, self.doc)
 
     def save(self, table: str) -> None:
         """Update the wall times and rewrite the JSON and the table (``table``) atomically."""
@@ -208,7 +260,9 @@ class ResultFile:
 
 
 def _serve(conn: Any, fn: Callable[..., Any]) -> None:
-    """The worker's loop: ``fn(*task)`` for every task received until None; replies (ok, result or error)."""
+    """The worker's loop: ``fn(*task)`` for every task received until None; replies (ok, result or error).
+    Ctrl-C is the parent's to handle (it kills the worker), so the worker ignores it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while (task := conn.recv()) is not None:
         try:
             reply = (True, fn(*task))
@@ -260,8 +314,37 @@ class Worker:
     def __enter__(self) -> Worker:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        """Stop the worker: politely after success, at once after an error (e.g. Ctrl-C in the parent)."""
+        if exc_type is None:
+            self.close()
+        else:
+            self.kill()
+
+
+# ---- verdicts --------------------------------------------------------------------------------------
+
+#: a target met or missed by less than this many dB is labelled "(narrow)": a stated convention, not a
+#: measured noise level (retrain with another --seed to see how far a margin moves)
+NARROW_DB = 0.5
+
+
+def judge(passed: bool, margin_db: float, detail: str) -> dict[str, Any]:
+    """The fields of a pass/fail target: ``pass``, ``margin_db`` (how far from the threshold, positive on the
+    passing side) and ``verdict``, e.g. "PASS by 1.20 dB <detail>" or, under NARROW_DB, "PASS (narrow) by ..."
+    (likewise FAIL)."""
+    word = ("PASS" if passed else "FAIL") + (" (narrow)" if abs(margin_db) < NARROW_DB else "")
+    return {"pass": bool(passed), "margin_db": margin_db, "verdict": f"{word} by {abs(margin_db):.2f} dB {detail}"}
+
+
+def judge_layers(ours: Sequence[float], reference: Sequence[float], name: str) -> dict[str, Any]:
+    """``judge`` of "strictly better than ``name`` at the last layer K", from per-layer NMSE curves in dB
+    (layers 0..K), e.g. "PASS (narrow) by 0.14 dB at layer 16; beats FISTA at 4 of 16 layers"; also
+    ``layers_better``, the number of layers 1..K at which ``ours`` is strictly lower."""
+    k, margin = len(ours) - 1, reference[-1] - ours[-1]
+    better = sum(a < b for a, b in zip(ours[1:], reference[1:]))
+    return {**judge(margin > 0, margin, f"at layer {k}; beats {name} at {better} of {k} layers"),
+            "layers_better": better}
 
 
 # ---- tables ----------------------------------------------------------------------------------------
@@ -282,6 +365,12 @@ def table_row(cells: Sequence[Any]) -> str:
 def table_head(head: Sequence[str]) -> list[str]:
     """The header and separator lines of a Markdown table."""
     return [table_row(head), "|" + "---|" * len(head)]
+
+
+def failed_entry(name: str, kind: str, snr_db: float | None, err: Exception) -> dict[str, Any]:
+    """The result row of a method that raised ``err`` (recorded, and the run goes on)."""
+    return {"name": name, "kind": kind, "setting": setting_label(snr_db), "snr_db": snr_db, "status": "failed",
+            "error": f"{type(err).__name__}: {err}"}
 
 
 def failed_row(name: str, setting: str, row: dict[str, Any], width: int) -> str:

@@ -1,5 +1,6 @@
 """benchmarks/alista_published_recipe.py: the pairing of our epochs with the published log rows, a two-step
-smoke run (JSON structure, finite values, the recipe's model), and bad command-line arguments.
+smoke run (JSON structure, finite values, the recipe's model, pause and resume, --force). Its command
+line (bad arguments, an earlier run's files) is tested with the other scripts' in tests/test_benchmark_cli.py.
 
 Nothing here checks the quality of the numbers (that needs minutes of training: benchmarks/README.md)."""
 from __future__ import annotations
@@ -55,6 +56,10 @@ def test_smoke_run_writes_json_pauses_and_resumes(tmp_path):
     assert doc["status"] == "paused" and doc["nmse_db_by_epoch"][:2] == first["nmse_db_by_epoch"]
     on_disk = json.loads((tmp_path / "alista_published_recipe_snr40_frobenius.json").read_text())
     assert on_disk["status"] == "paused" and on_disk["nmse_db_by_epoch"] == doc["nmse_db_by_epoch"]
+    with pytest.raises(ValueError, match="--resume continues it, --force deletes it"):
+        bench.run(40.0, 1, "frobenius", tmp_path, log=lambda m: None, **kw)
+    again = bench.run(40.0, 1, "frobenius", tmp_path, force=True, log=lambda m: None, **kw)
+    assert again["nmse_db_by_epoch"] == first["nmse_db_by_epoch"]  # started afresh, not resumed
     whole = bench.run(40.0, 3, "frobenius", tmp_path / "whole", log=lambda m: None, **kw)
     assert whole["status"] == "done" and whole["nmse_db_by_epoch"][:3] == doc["nmse_db_by_epoch"]  # bit-exact
     assert len(doc["nmse_db_by_epoch"]) == 3 and all(math.isfinite(v) for v in doc["nmse_db_by_epoch"])
@@ -63,17 +68,3 @@ def test_smoke_run_writes_json_pauses_and_resumes(tmp_path):
     assert doc["comparison"]["compared_epochs"] == 2 and len(messages) == 2
     np.testing.assert_array_equal(doc["final_schedule"]["support_count"], doc["support_counts"])
     assert "| 2 |" in bench.format_report(doc)
-
-
-@pytest.mark.parametrize("argv, fragment", [
-    (["--snr", "30"], "published log exists only"),
-    (["--snr", "loud"], "not a number"),
-    (["--epochs", "0"], "--epochs"),
-    (["--weight", "learned"], "--weight"),
-    (["--threads", "-1"], "--threads"),
-    (["--bogus"], "unrecognized arguments"),
-])
-def test_bad_arguments_exit_2_with_one_line(argv, fragment, capsys, tmp_path):
-    assert bench.main([*argv, "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert fragment in err and err.count("\n") == 1

@@ -1,6 +1,7 @@
 """benchmarks/unfolded_quadratic.py: a tiny end-to-end run (JSON structure, finite curves, the theory columns
-against the minimax value), resume, the symmetry check, and the command line's bad arguments (one line on
-stderr, exit 2). The mathematics behind the theory columns (Chebyshev steps, alternation, residual
+against the minimax value), resume (also of an interrupted run), --force, the verdict of T2 on synthetic
+rows, and the symmetry check. Its command line (bad arguments, an earlier run's files) is tested with the
+other scripts' in tests/test_benchmark_cli.py. The mathematics behind the theory columns (Chebyshev steps, alternation, residual
 polynomials, the exact supremum, the average-case oracle) lives in ``unfoldkit.theory.quadratic_schedules``
 and is tested in tests/test_quadratic_schedules.py.
 
@@ -81,6 +82,39 @@ def test_resume_skips_finished_settings_and_rejects_another_config(tiny_run):
         bench.run_benchmark(other, [None], out, resume=True, log=lambda m: None)
 
 
+def test_an_interrupted_run_resumes_and_force_starts_afresh(tmp_path):
+    def interrupt(message):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # at the first message, before the training
+        bench.run_benchmark(TINY, [None], tmp_path, log=interrupt)
+    json_path = output_paths(tmp_path, "unfolded_quadratic", "tiny")[0]
+    assert json.loads(json_path.read_text())["results"] == {}  # the file is claimed at once: resumable
+    with pytest.raises(ValueError, match="--resume continues it, --force deletes it"):
+        bench.run_benchmark(TINY, [None], tmp_path, log=lambda m: None)
+    doc = bench.run_benchmark(TINY, [None], tmp_path, resume=True, log=lambda m: None)
+    assert doc["results"]["snr=inf"]["gd-unfolded"]["status"] == "done" and len(doc["sessions"]) == 2
+    stale = tmp_path / "checkpoints" / "quadratic_tiny" / "stale"
+    stale.write_text("from an earlier run")
+    fresh = bench.run_benchmark(TINY, [40.0], tmp_path, force=True, log=lambda m: None)
+    assert not stale.exists() and len(fresh["sessions"]) == 1 and set(fresh["results"]) == {"snr=40"}
+    assert json.loads(json_path.read_text())["sessions"] == json.loads(json.dumps(fresh["sessions"]))
+
+
+def test_t2_verdict_states_the_margin_and_the_layers():
+    def row(curve, **extra):
+        return {"status": "done", "nmse_db": curve, "nmse_db_K": curve[-1], **extra}
+
+    wc = {"sup_abs_p_K": 0.1, "grid_max_abs_p_K": 0.1, "argmax_lambda": 0.5, "ratio_to_minimax": 1.2}
+    rows = {"fista": row([0.0, -5.0, -10.0, -12.0]), "chebyshev": row([0.0, -1.0, -2.0, -13.0]),
+            bench.MODEL: row([0.0, -6.0, -9.0, -12.14], worst_case=wc)}
+    t2, gap = bench.evaluate_targets({"snr=inf": rows})[:2]
+    assert t2["verdict"] == "PASS (narrow) by 0.14 dB at layer 3; beats FISTA at 2 of 3 layers" and t2["pass"]
+    assert gap["pass"] is None and "verdict" not in gap and gap["note"] == "ours 0.86 dB higher (worse)"
+    table = bench.format_targets(bench.evaluate_targets({"snr=inf": rows}))
+    assert f"| {t2['verdict']} |" in table and "| info |" in table
+
+
 # ---- the benchmark's own checks -------------------------------------------------------------------------
 
 
@@ -101,32 +135,3 @@ def test_gradient_is_symmetric_at_constant_steps():
     problem = bench.make_problem(TINY, None)
     check = bench.symmetry_check(TINY, problem, batch_size=16)
     assert check["relative_spread"] < 1e-10 and len(check["gradient_at_constant_1/L"]) == TINY.num_layers
-
-
-# ---- command line ------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("argv, fragment", [
-    (["--snr", "loud"], "not a number"),
-    (["--snr", "nan"], "not a finite SNR"),
-    (["--snr", "inf,inf"], "listed twice"),
-    (["--seed", "-1"], "--seed"),
-    (["--threads", "x"], "--threads"),
-    (["--bogus"], "unrecognized arguments"),
-])
-def test_bad_arguments_exit_2_with_one_line(argv, fragment, capsys, tmp_path):
-    assert bench.main([*argv, "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert fragment in err and err.count("\n") == 1
-
-
-def test_out_that_is_a_file_and_resume_with_another_config_are_usage_errors(tmp_path, capsys):
-    from unfoldkit.experiments.io import write_json
-
-    afile = tmp_path / "file"
-    afile.write_text("x")
-    assert bench.main(["--out", str(afile)]) == 2
-    write_json(output_paths(tmp_path, "unfolded_quadratic", "quick")[0], {"config": {"mode": "quick", "m": 1}})
-    assert bench.main(["--quick", "--resume", "--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "not a folder" in err and "another configuration" in err and err.count("\n") == 2
