@@ -20,6 +20,11 @@ class LemmaCheck:
     holds: bool
     worst_margin: float
 
+    @property
+    def state(self) -> str:
+        """"holds" or "violated" (a lemma has no assumptions left to fail once its inputs are built)."""
+        return "holds" if self.holds else "violated"
+
 
 def _result(name: str, lhs: torch.Tensor, rhs: torch.Tensor, tol: float) -> LemmaCheck:
     margin = rhs - lhs
@@ -79,3 +84,50 @@ def proximal_gradient_decrease(problem: Problem, x: torch.Tensor, y: torch.Tenso
     d = xp - x
     rhs = problem.objective(x, y) - (d * d).sum(-1) / (2.0 * step)
     return _result("proximal gradient sufficient decrease", problem.objective(xp, y), rhs, tol)
+
+
+def prox_three_point(v: torch.Tensor, z: torch.Tensor, threshold: float, tol: float = 1e-12) -> LemmaCheck:
+    """Three-point property of the prox (Chen & Teboulle 1993, Lemma 3.2; Beck 2017, Thm 6.39): with
+    p = prox_{theta ||.||_1}(v), for every z,
+        theta ||z||_1 + 0.5||z - v||^2 >= theta ||p||_1 + 0.5||p - v||^2 + 0.5||z - p||^2
+    (the prox objective is 1-strongly convex and minimized at p)."""
+    p = soft_threshold(v, threshold)
+    lhs = threshold * p.abs().sum(-1) + 0.5 * ((p - v) ** 2).sum(-1) + 0.5 * ((z - p) ** 2).sum(-1)
+    rhs = threshold * z.abs().sum(-1) + 0.5 * ((z - v) ** 2).sum(-1)
+    return _result("prox three-point inequality", lhs, rhs, tol)
+
+
+def interpolation_inequality(problem: Problem, x: torch.Tensor, z: torch.Tensor, y: torch.Tensor,
+                             tol: float = 1e-10) -> LemmaCheck:
+    """F_{mu,L} interpolation (Taylor, Hendrickx & Glineur 2017, Math. Program. 161, Thm 4): for f in F_{mu,L},
+        f(x) >= f(z) + <g_z, x - z> + 1/(2(1 - mu/L)) ((1/L)||g_x - g_z||^2 + mu||x - z||^2
+                                                      - 2 (mu/L) <g_x - g_z, x - z>),
+    g = grad f; with mu = L (f quadratic with a scalar Hessian) it reads f(x) = f(z) + <g_z, x-z> + L/2||x-z||^2,
+    checked here only for mu < L."""
+    L, mu = problem.L, problem.mu
+    gx, gz = problem.grad(x, y), problem.grad(z, y)
+    d, dg = x - z, gx - gz
+    quad = ((dg * dg).sum(-1) / L + mu * (d * d).sum(-1) - 2 * (mu / L) * (dg * d).sum(-1)) / (2 * (1 - mu / L))
+    rhs = problem.smooth(x, y)
+    lhs = problem.smooth(z, y) + (gz * d).sum(-1) + quad
+    return _result("F_{mu,L} interpolation inequality", lhs, rhs, tol)
+
+
+def lista_cp_layer_step(W: torch.Tensor, A: torch.Tensor, x: torch.Tensor, x_star: torch.Tensor,
+                        theta: torch.Tensor, tol: float = 1e-10) -> LemmaCheck:
+    """One LISTA-CP layer x+ = eta_theta(x + W^T A (x* - x)) (noiseless y = A x*, unit diagonal W_i^T A_i = 1,
+    mu = max_{i != j} |W_i^T A_j|), with supp(x) in S = supp(x*), |S| = s, theta >= mu ||x - x*||_1: no false
+    positive (supp(x+) in S) and ||x+ - x*||_1 <= (s - 1) mu ||x - x*||_1 + s theta (Chen et al. 2018, proof of
+    Thm 2; Liu et al. 2019, proof of Thm 1). Margin: the recursion's slack, -inf-like (-1) on a false positive.
+    ``theta`` has one value per row."""
+    G = W.T @ A
+    mu = (G - torch.diag(torch.diagonal(G))).abs().max()
+    xp = soft_threshold(x + (x_star - x) @ G.T, theta[:, None])
+    support = x_star != 0
+    s = support.sum(-1)
+    e = (x - x_star).abs().sum(-1)
+    rhs = (s - 1) * mu * e + s * theta
+    lhs = (xp - x_star).abs().sum(-1)
+    fp = ((xp != 0) & ~support).any(-1)
+    margin = torch.where(fp, torch.full_like(rhs, -1.0), rhs - lhs)
+    return LemmaCheck("LISTA-CP layer step", bool((margin >= -tol).all()), float(margin.min()))

@@ -36,3 +36,32 @@ def reference_distance_slack(problem: Problem, reference: Reference) -> np.ndarr
     if problem.mu > 0:
         return np.sqrt(2.0 * gap / problem.mu)
     return np.zeros_like(gap)
+
+
+def roundoff_floor(problem: Problem, y: torch.Tensor, trajectory: Trajectory, x_star: torch.Tensor,
+                   metric: str, reference: Reference | None = None) -> np.ndarray:
+    """Absolute float64 round-off of a measured metric, per (k, b). With c = 8 (n + K) eps and
+    d = c (||x_k|| + ||x*||) the round-off of the computed iterate (K iterations add about one eps of ||x||
+    each): distances get d (2 d ||x_k - x*|| + d^2 when squared); objective gaps get
+    c (|F(x_k)| + |F(x_ref)| + ||y||^2 / 2) (differences of computed values whose terms, like the reference's
+    duality gap, are of the size of F(0) = ||y||^2 / 2) plus what d moves F by,
+    (||grad f(x_k)|| + lam sqrt(n)) d + (L/2) d^2. The factor 8 covers the constants of the dot products and
+    norms. It is the abs_tol ``verify`` uses unless told otherwise."""
+    it = trajectory.iterates.double()
+    k1, _, n = it.shape
+    c = 8.0 * (n + k1) * float(np.finfo(np.float64).eps)
+    scale = it.norm(dim=-1).cpu().numpy() + x_star.double().cpu().norm(dim=-1).numpy()[None, :]
+    floor = c * scale
+    if metric == Metric.OBJECTIVE_GAP:
+        assert reference is not None
+        f = trajectory.objective(problem, y).double().abs().cpu().numpy()
+        flat = it.reshape(-1, n)
+        grad = problem.grad(flat, y.double().repeat(k1, 1)).norm(dim=-1).reshape(k1, -1).cpu().numpy()
+        lip = grad + float(getattr(problem, "lam", 0.0)) * np.sqrt(n)  # |F(x + d) - F(x)| <= lip ||d|| + L/2 ||d||^2
+        scale_f = f + np.abs(reference.objective.double().cpu().numpy())[None, :] \
+            + 0.5 * (y.double().cpu() ** 2).sum(dim=-1).numpy()[None, :]
+        return c * scale_f + lip * floor + 0.5 * problem.L * floor**2
+    if metric == Metric.SQ_DISTANCE:
+        dist = trajectory.distance(x_star).double().cpu().numpy()
+        return 2.0 * dist * floor + floor**2
+    return floor

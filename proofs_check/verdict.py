@@ -82,9 +82,10 @@ def verdicts_dict(verdicts: Iterable[Verdict]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def compare_to_bound(measured: np.ndarray, bound: Bound, rel_tol: float = 0.0, abs_tol: float = 0.0,
+def compare_to_bound(measured: np.ndarray, bound: Bound, rel_tol: float = 0.0, abs_tol: float | np.ndarray = 0.0,
                      label: str = "") -> Verdict:
-    """Check measured[k, b] <= bound.values[k(, b)] * (1 + rel_tol) + abs_tol for every k, b.
+    """Check measured[k, b] <= bound.values[k(, b)] * (1 + rel_tol) + abs_tol for every k, b (``abs_tol`` a
+    number or an array broadcastable to (K+1, B), e.g. a round-off floor per entry).
 
     ``measured`` (len(bound.iterations),) or (len, B) must already be the side of what is known that the
     caller wants judged (e.g. measured gap + reference gap, the upper end). Iterations where the bound is
@@ -104,7 +105,9 @@ def compare_to_bound(measured: np.ndarray, bound: Bound, rel_tol: float = 0.0, a
         return Verdict(bound, False, float("nan"), (0, 0), float("nan"), mmax,
                        {"reason": "bound not applicable: " + failed}, label)
     finite = np.isfinite(vals)
-    margin = np.where(finite, vals * (1 + rel_tol) + abs_tol - meas, np.inf)
+    tol = np.asarray(abs_tol, dtype=np.float64)
+    tol = np.broadcast_to(tol[:, None] if tol.ndim == 1 else tol, meas.shape)
+    margin = np.where(finite, vals * (1 + rel_tol) + tol - meas, np.inf)
     idx = np.unravel_index(np.argmin(margin), margin.shape)
     worst_margin = float(margin[idx])
     usable = finite & (meas > 0)

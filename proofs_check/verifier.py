@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import torch
 
 from unfoldkit.proofs_check.guarantees import MINIMIZER, Setting, coverage
-from unfoldkit.proofs_check.measure import measure, reference_distance_slack  # noqa: F401  (public here too)
+from unfoldkit.proofs_check.measure import measure, reference_distance_slack, roundoff_floor  # noqa: F401
 from unfoldkit.proofs_check.targets import RUNNERS, Target, as_target, classical
 from unfoldkit.proofs_check.verdict import Verdict, compare_to_bound
 from unfoldkit.theory.rates import CLASSICAL_RATES
@@ -23,14 +23,16 @@ from unfoldkit.unrolled.problems.base import Problem, Reference
 
 def verify(target: Target | Any, problem: Problem, y: torch.Tensor, bounds: Sequence[str] | None = None, *,
            x: torch.Tensor | None = None, reference: Reference | None = None, num_steps: int | None = None,
-           step: Any = None, rel_tol: float = 1e-6, abs_tol: float = 0.0, s: int | None = None,
+           step: Any = None, rel_tol: float = 1e-6, abs_tol: float | None = None, s: int | None = None,
            B: float | None = None, sigma: float | None = None, float64: bool = True) -> list[Verdict]:
     """Run ``target`` (an algorithm name with ``num_steps``/``step``, an ``UnfoldedModel`` or a ``Target``) on
     the batch ``y`` and check every iterate against each named guarantee (default: those the registry lists
     for it, ``coverage(target).default``: for a classical algorithm the PEP worst case, one SDP per step,
     only when named; an empty list for a target no theorem covers: ``coverage(target).reason`` says why).
 
-    measured[k, b] <= bound[k(, b)] (1 + rel_tol) + abs_tol is checked for every layer k and instance b.
+    measured[k, b] <= bound[k(, b)] (1 + rel_tol) + abs_tol is checked for every layer k and instance b;
+    ``abs_tol`` None (default) is the float64 round-off floor of each measured entry (``measure.roundoff_floor``:
+    8 (n + K) eps times the magnitude of what is subtracted), so that exact, tight instances are not flagged.
     ``x``: the ground-truth signals (B, n), needed by bounds on the error to the signal (the LISTA family,
     on the class X(B, s) with noise ||eps||_1 <= sigma; s, B, sigma default to the batch's own values).
     ``reference``: a precomputed ``problem.reference(y)``. Models run in float64 unless ``float64=False``.
@@ -46,10 +48,13 @@ def verify(target: Target | Any, problem: Problem, y: torch.Tensor, bounds: Sequ
     for g in chosen:
         bound = g.build(setting)
         if g.against == MINIMIZER:
-            meas = measure(problem, y, traj, setting.reference, bound.metric)
+            ref = setting.reference
+            meas = measure(problem, y, traj, ref, bound.metric)
+            floor = roundoff_floor(problem, y, traj, ref.x, bound.metric, ref) if abs_tol is None else abs_tol
         else:
             meas = traj.distance(x).double().cpu().numpy()
-        verdicts.append(compare_to_bound(meas, bound, rel_tol=rel_tol, abs_tol=abs_tol))
+            floor = roundoff_floor(problem, y, traj, x, bound.metric) if abs_tol is None else abs_tol
+        verdicts.append(compare_to_bound(meas, bound, rel_tol=rel_tol, abs_tol=floor))
     return verdicts
 
 

@@ -7,6 +7,6 @@ OSError and reported by `unfoldkit.experiments.cli.main` as one line with exit s
 """
 from __future__ import annotations
 
-from unfoldkit.experiments.commands import listing, reproduce, train
+from unfoldkit.experiments.commands import listing, reproduce, stress, train
 
-COMMANDS = (listing, reproduce, train)
+COMMANDS = (listing, reproduce, train, stress)
