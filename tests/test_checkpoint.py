@@ -1,9 +1,13 @@
-"""Checkpoints: bit-exact round trips, metadata, atomic writes, and every bad file rejected safely."""
+"""Checkpoints: bit-exact round trips, metadata, atomic writes, and every bad file rejected safely: one
+integrity check over metadata and tensors, and metadata validated against its schema."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
+import random
+import re
 
 import pytest
 import torch
@@ -21,7 +25,7 @@ from unfoldkit.unrolled.training import (
     save_checkpoint,
     tensor_digest,
 )
-from unfoldkit.unrolled.training.checkpoint import join_tensors, split_tensors
+from unfoldkit.unrolled.training.checkpoint import canonical_json, checkpoint_digest, join_tensors, split_tensors
 
 
 class TinyLISTA(UnfoldedModel):
@@ -113,8 +117,11 @@ def test_metadata_contents(tmp_path, problem):
     assert meta["problem"] == {"family": "sparse", "params": problem.params()}
     assert meta["training"]["scheme"] == "layer-wise" and meta["seed"] == 11
     assert set(meta["versions"]) >= {"unfoldkit", "torch"} and meta["versions"]["torch"] == torch.__version__
-    assert len(meta["sha256"]) == 64
     assert meta["tensors"]["model/W"] == {"dtype": "float32", "shape": [3, 12, 24]}
+    raw = torch.load(path, weights_only=True)
+    assert sorted(raw) == ["format", "metadata", "model", "sha256", "state"] and "sha256" not in meta
+    assert raw["metadata"] == canonical_json(meta)                     # the text the digest covers
+    assert raw["sha256"] == checkpoint_digest(raw["metadata"], {"model": raw["model"], "state": raw["state"]})
 
 
 def test_save_is_atomic_and_leaves_no_temp_files(tmp_path, problem, monkeypatch):
@@ -172,8 +179,10 @@ def test_truncated_file(tmp_path, problem, keep):
     _, path = _saved(tmp_path, problem)
     data = path.read_bytes()
     path.write_bytes(data[: max(1, int(len(data) * keep))])
-    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+    with pytest.raises(CheckpointError, match="truncated or corrupt") as err:
         load_checkpoint(path)
+    message = str(err.value)       # one whole sentence of torch's reason, then the fix (not cut mid-sentence)
+    assert message.startswith(str(path)) and message.endswith("; re-create it") and "there is a high" not in message
 
 
 def test_tampered_tensor_fails_the_hash(tmp_path, problem):
@@ -181,7 +190,7 @@ def test_tampered_tensor_fails_the_hash(tmp_path, problem):
     raw = torch.load(path, weights_only=True)
     raw["model"]["theta"][1] += 1.0
     torch.save(raw, path)
-    with pytest.raises(CheckpointError, match="SHA-256"):
+    with pytest.raises(CheckpointError, match="integrity check failed: the file was modified or corrupted; re-create it"):
         load_checkpoint(path)
 
 
@@ -238,10 +247,13 @@ def test_newer_format_and_corrupt_metadata(tmp_path, problem):
     meta = json.loads(raw["metadata"])
     meta["format_version"] = FORMAT_VERSION + 1
     torch.save({**raw, "metadata": json.dumps(meta)}, tmp_path / "newer.pt")
-    with pytest.raises(CheckpointError, match="newer"):
+    with pytest.raises(CheckpointError, match="newer.*upgrade unfoldkit"):
         load_checkpoint(tmp_path / "newer.pt")
     torch.save({**raw, "metadata": "{not json"}, tmp_path / "badjson.pt")
-    with pytest.raises(CheckpointError, match="invalid JSON"):
+    with pytest.raises(CheckpointError, match="integrity check failed"):
+        load_checkpoint(tmp_path / "badjson.pt")
+    _forge(tmp_path / "badjson.pt", {**raw, "metadata": "{not json"})
+    with pytest.raises(CheckpointError, match="invalid JSON.*re-create it"):
         load_checkpoint(tmp_path / "badjson.pt")
 
 
@@ -287,3 +299,187 @@ def test_saving_needs_a_problem_and_json_config(tmp_path, problem):
         save_checkpoint(tmp_path / "x.pt", NoConfig(problem, 2))
     assert not (tmp_path / "x.pt").exists()
     assert not os.listdir(tmp_path)
+
+
+# ---- one integrity check over metadata and tensors; the metadata's schema ---------------------------------
+
+
+def _forge(path, raw):
+    """Write ``raw`` as a checkpoint whose integrity hash was recomputed (what a deliberate editor can do):
+    only the schema checks stand between it and the caller."""
+    raw = dict(raw)
+    raw["sha256"] = checkpoint_digest(raw["metadata"], {"model": raw["model"], "state": raw["state"]})
+    torch.save(raw, path)
+
+
+def _edited(path, edit, forge=True):
+    """Apply ``edit(meta, raw)`` to the checkpoint at ``path`` (metadata rewritten canonically), with the
+    integrity hash recomputed (``forge``) or left as it was."""
+    raw = torch.load(path, weights_only=True)
+    meta = json.loads(raw["metadata"])
+    edit(meta, raw)
+    raw["metadata"] = canonical_json(meta)
+    if forge:
+        _forge(path, raw)
+    else:
+        torch.save(raw, path)
+    return path
+
+
+def _refused(path, *fragments):
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ") and len(message.splitlines()) == 1, message
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+def test_a_bit_flip_anywhere_in_the_stored_metadata_is_refused(tmp_path, problem):
+    """Every byte of the metadata as it lies in the file, one bit flipped each (a damaged disk): refused."""
+    _, path = _saved(tmp_path, problem, seed=0, training={"scheme": "end-to-end"})
+    data = path.read_bytes()
+    text = torch.load(path, weights_only=True)["metadata"].encode()
+    start = data.find(text)
+    assert start > 0 and len(text) > 500            # torch stores the pickled string verbatim
+    rng = random.Random(0)
+    for i in range(len(text)):
+        flipped = bytearray(data)
+        flipped[start + i] ^= 1 << rng.randrange(8)
+        path.write_bytes(flipped)
+        message = _refused(path)
+        assert "re-create it" in message or "upgrade unfoldkit" in message, (i, message)
+
+
+def test_edited_metadata_fails_the_integrity_check(tmp_path, problem):
+    """200 single-bit edits of the metadata text, each saved back as a well-formed torch file: refused.
+    (Before format 2 the hash covered the tensors only and most of these loaded silently.)"""
+    _, path = _saved(tmp_path, problem, seed=0, training={"scheme": "end-to-end"})
+    raw = torch.load(path, weights_only=True)
+    text = raw["metadata"]
+    rng = random.Random(1)
+    for i in rng.sample(range(len(text)), 200):
+        flipped = text[:i] + chr(ord(text[i]) ^ (1 << rng.randrange(7))) + text[i + 1:]
+        torch.save({**raw, "metadata": flipped}, path)
+        message = _refused(path)
+        assert "integrity check failed" in message or "format version" in message, (i, message)
+
+
+def test_problem_seed_edit_with_recomputed_tensor_hash_is_refused(tmp_path, problem):
+    """The issue's case: the problem's seed 0 -> 1 (another matrix A: the model would measure nonsense),
+    with the tensor hash recomputed as format 1 stored it."""
+    base = SparseRecovery(m=12, n=24, sparsity=0.2, lam=0.05, seed=0)
+    _, path = _saved(tmp_path, base)
+
+    def edit(meta, raw):
+        meta["problem"]["params"]["seed"] = 1
+        meta["sha256"] = tensor_digest({"model": raw["model"], "state": raw["state"]})
+
+    _edited(path, edit, forge=False)
+    _refused(path, "integrity check failed: the file was modified or corrupted; re-create it")
+    with pytest.raises(CheckpointError, match="integrity check failed"):
+        load_model(path, models=REGISTRY)
+
+
+@pytest.mark.parametrize("shape, fragment", [
+    ("banana", "tensors['model/W'].shape must be a list of non-negative integers, got 'banana'"),
+    ([64, 32], "tensors['model/W'] says float32 [64, 32], the tensor is float32 [3, 12, 24]"),
+    ([3, 12, -24], "must be a list of non-negative integers"),
+])
+def test_tensor_shapes_in_metadata_must_be_the_tensors(tmp_path, problem, shape, fragment):
+    _, path = _saved(tmp_path, problem)
+    _edited(path, lambda meta, raw: meta["tensors"]["model/W"].update(shape=shape), forge=False)
+    _refused(path, "integrity check failed")
+    _, path = _saved(tmp_path, problem)
+    _edited(path, lambda meta, raw: meta["tensors"]["model/W"].update(shape=shape))
+    _refused(path, "invalid metadata", fragment, "re-create the checkpoint")
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("name", ["theta", "W"])
+def test_non_finite_parameters_are_refused_even_with_a_consistent_hash(tmp_path, problem, name, value):
+    _, path = _saved(tmp_path, problem)
+    raw = torch.load(path, weights_only=True)
+    raw["model"][name].view(-1)[1] = value
+    _forge(path, raw)
+    _refused(path, f"tensor 'model/{name}' holds NaN or inf values", "re-create the checkpoint")
+
+
+def test_saving_a_non_finite_model_writes_nothing(tmp_path, problem):
+    model = _randomized(TinyLISTA(problem, 3))
+    with torch.no_grad():
+        model.theta[0] = math.nan
+    with pytest.raises(ValueError, match="'model/theta' holds NaN or inf"):
+        save_checkpoint(tmp_path / "nan.pt", model)
+    assert not os.listdir(tmp_path)
+
+
+def _set(path_in_meta, value):
+    def edit(meta, raw):
+        *parents, last = path_in_meta
+        node = meta
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return edit
+
+
+def _drop(key):
+    return lambda meta, raw: meta.pop(key)
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (_set(("model", "dtype"), "float99"), "model.dtype is 'float99', not a torch dtype name"),
+    (_set(("model", "dtype"), "int64"), "model.dtype must be a floating-point dtype"),
+    (_set(("tensors", "model/theta", "dtype"), "float64"), "tensors['model/theta'] says float64 [3]"),
+    (_set(("tensors", "model/theta", "dtype"), 7), "tensors['model/theta'].dtype is 7"),
+    (_set(("model", "num_layers"), -3), "model.num_layers must be a positive integer"),
+    (_set(("model", "num_layers"), "3"), "model.num_layers must be a positive integer"),
+    (_set(("model", "family"), ""), "model.family must be a non-empty string"),
+    (_set(("model", "config"), [1, 2]), "model.config must be a JSON object"),
+    (_set(("model", "config", "num_layers"), math.inf), "model.config.num_layers is inf, not a finite number"),
+    (_set(("problem", "params", "lam"), math.nan), "problem.params.lam is nan, not a finite number"),
+    (_set(("problem", "params"), None), "problem.params must be a JSON object"),
+    (_set(("seed",), -1), "seed must be a non-negative integer or null"),
+    (_set(("seed",), 1.5), "seed must be a non-negative integer or null"),
+    (_set(("seed",), True), "seed must be a non-negative integer or null"),
+    (_set(("resume",), "epoch 3"), "resume must be a JSON object"),
+    (_set(("training",), [1]), "training must be a JSON object"),
+    (_set(("versions", "torch"), 2), "versions and created_utc must hold strings"),
+    (_set(("format_version",), 1), "format 'unfoldkit-checkpoint' version 1 is not"),
+    (_set(("extra",), 1), "the metadata has unexpected extra"),
+    (_drop("problem"), "the metadata lacks problem"),
+    (lambda meta, raw: meta["tensors"].pop("model/W"), "tensors does not list the file's tensors (unlisted ['model/W']"),
+    (lambda meta, raw: meta["model"].pop("dtype"), "model lacks dtype"),
+])
+def test_metadata_breaking_the_schema_is_refused(tmp_path, problem, edit, fragment):
+    _, path = _saved(tmp_path, problem, seed=2, training={"scheme": "end-to-end"})
+    _edited(path, edit)
+    _refused(path, "invalid metadata", fragment, "; re-create the checkpoint")
+
+
+def test_a_format_1_file_is_refused_with_re_create_it(tmp_path, problem):
+    """Format 1 (hash of the tensors inside the metadata, nothing at the top level): no longer read."""
+    _, path = _saved(tmp_path, problem)
+    raw = torch.load(path, weights_only=True)
+    meta = json.loads(raw["metadata"])
+    meta["format_version"] = 1
+    meta["sha256"] = tensor_digest({"model": raw["model"], "state": raw["state"]})
+    torch.save({k: v for k, v in raw.items() if k != "sha256"} | {"metadata": json.dumps(meta)}, path)
+    _refused(path, "checkpoint format version 1 was written by an older unfoldkit", "re-create it")
+
+
+def test_an_unexpected_entry_beside_the_checkpoint_is_refused(tmp_path, problem):
+    _, path = _saved(tmp_path, problem)
+    raw = torch.load(path, weights_only=True)
+    torch.save({**raw, "note": "hello"}, path)
+    _refused(path, "integrity check failed")
+
+
+def test_bad_dtype_names_the_file_in_load_model(tmp_path, problem):
+    """Item 8 of the issue: a bad dtype in the metadata did not name the file."""
+    _, path = _saved(tmp_path, problem)
+    _edited(path, _set(("model", "dtype"), "float99"))
+    with pytest.raises(CheckpointError, match=rf"^{re.escape(str(path))}: invalid metadata: model.dtype is 'float99'"):
+        load_model(path, models=REGISTRY)

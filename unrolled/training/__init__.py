@@ -3,21 +3,24 @@
 - ``schemes``: end-to-end, multi-loss (deep supervision), layer-wise (greedy, LISTA-CPSS recipe),
   unsupervised (the problem's objective as loss); NMSE / MSE per-layer losses.
 - ``layers``: which parameters belong to which layer (``layer_parameters(model, k)``).
-- ``trainer``: ``train(model, problem, scheme=..., ...) -> TrainResult``, seeded, resumable; its progress
-  is a ``run_state.RunState``.
+- ``trainer``: ``train(model, problem, scheme=..., ...) -> TrainResult``, seeded, resumable (an earlier
+  run's checkpoint needs ``resume=True`` or ``overwrite=True``); its progress is a ``run_state.RunState``.
 - ``evaluation``: ``evaluate(model, problem, batch)``, per-layer NMSE, NMSE dB and objective.
-- ``checkpoint``: tensors plus JSON metadata, atomic writes, ``torch.load(weights_only=True)`` only.
+- ``checkpoint``: tensors plus JSON metadata under one integrity hash, metadata checked against its schema,
+  atomic writes, ``torch.load(weights_only=True)`` only.
 See docs/training.md.
 """
 from unfoldkit.unrolled.training.checkpoint import (
     FORMAT_VERSION,
     Checkpoint,
     CheckpointError,
+    checkpoint_digest,
     load_checkpoint,
     load_model,
     restore_state,
     save_checkpoint,
     tensor_digest,
+    validate_metadata,
 )
 from unfoldkit.unrolled.training.evaluation import evaluate
 from unfoldkit.unrolled.training.layers import LayerParam, describe_layers, layer_parameters, unassigned_parameters
@@ -65,6 +68,7 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "Unsupervised",
+    "checkpoint_digest",
     "describe_layers",
     "evaluate",
     "resolve_device",
@@ -80,4 +84,5 @@ __all__ = [
     "to_db",
     "train",
     "unassigned_parameters",
+    "validate_metadata",
 ]

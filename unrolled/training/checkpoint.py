@@ -3,28 +3,35 @@
 File layout (``torch.save`` of a plain dict, zip format)::
 
     {"format":   "unfoldkit-checkpoint",
-     "metadata": "<JSON text>",              # architecture, problem, training, versions, sha256
+     "metadata": "<JSON text>",              # architecture, problem, training, versions, tensor list
      "model":    {name: Tensor},             # model.state_dict() (parameters and buffers), on CPU
-     "state":    {name: Tensor}}             # optional trainer state (optimizer moments, torch RNG, best)
+     "state":    {name: Tensor},             # optional trainer state (optimizer moments, torch RNG, best)
+     "sha256":   "<hex>"}                    # integrity check over the metadata text and every tensor
 
-The metadata JSON holds: ``format_version``; ``model`` (family, class, config from ``model.config()``,
-num_layers, dtype); ``problem`` (family and ``params()``); ``training`` (scheme and settings, or null);
-``seed``; ``versions`` (unfoldkit from importlib.metadata, torch, numpy, python); ``tensors`` (name ->
-dtype and shape); ``resume`` (the JSON part of the trainer's ``RunState.to_dict``, or null); ``sha256``:
-the SHA-256 of the tensor payload, i.e. of every tensor's group/name, dtype, shape and raw bytes, in
-sorted name order.
+The metadata JSON (canonical text: sorted keys, compact separators, ASCII) holds: ``format``,
+``format_version``; ``model`` (family, class, config from ``model.config()``, num_layers, dtype);
+``problem`` (family and ``params()``); ``training`` (scheme and settings, or null); ``seed``; ``versions``
+(unfoldkit from importlib.metadata, torch, numpy, python); ``created_utc``; ``tensors`` ("group/name" ->
+dtype and shape); ``resume`` (the JSON part of the trainer's ``RunState.to_dict``, or null). ``sha256``
+(``checkpoint_digest``) is the SHA-256 of the format marker, the metadata text exactly as stored and the
+tensor digest (``tensor_digest``: every tensor's group/name, dtype, shape and raw bytes), so one check
+covers everything in the file, trainer state included.
 
 A checkpoint is data, never code: it is read with ``torch.load(path, weights_only=True)`` and nothing
 else, so a file holding pickled objects other than tensors and plain containers is refused before any
-of it runs. Every failure (missing, truncated or corrupt file, pickled code, not an unfoldkit file,
-newer format, hash mismatch, wrong architecture, wrong tensor names or shapes) raises CheckpointError,
-a ValueError whose message names the file and the problem. The hash detects corruption and edits; it is
-not a signature (whoever can write the file can recompute it).
+of it runs. Loading then checks, in order: the layout, the integrity hash, and the metadata against its
+schema (types, ranges, finite values, the stored dtype and shape of every tensor, finite parameters).
+Every failure (missing, truncated or corrupt file, pickled code, not an unfoldkit file, older or newer
+format, integrity failure, invalid metadata, wrong architecture, wrong tensor names or shapes) raises
+CheckpointError, a ValueError whose message names the file, the problem and the fix. The hash detects
+corruption and edits; it is not a signature (whoever can write the file can recompute it), which is why
+the metadata is also validated on its own.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import pickle
 import platform
 import warnings
@@ -44,7 +51,10 @@ from unfoldkit.unrolled.problems import make_problem
 from unfoldkit.unrolled.problems.base import Problem
 
 FORMAT = "unfoldkit-checkpoint"
-FORMAT_VERSION = 1
+#: version 2: one integrity hash over metadata and tensors (version 1 hashed the tensors only; refused)
+FORMAT_VERSION = 2
+#: the entries of the saved dict
+_ENTRIES = ("format", "metadata", "model", "state", "sha256")
 
 
 class CheckpointError(ValueError):
@@ -78,6 +88,22 @@ def tensor_digest(groups: Mapping[str, Mapping[str, torch.Tensor]]) -> str:
         for part in (key.encode(), str(t.dtype).encode(), repr(tuple(t.shape)).encode(), _tensor_bytes(t)):
             h.update(len(part).to_bytes(8, "little"))
             h.update(part)
+    return h.hexdigest()
+
+
+def canonical_json(obj: Any) -> str:
+    """The metadata's canonical JSON text: sorted keys, no spaces, ASCII only (what the digest covers)."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def checkpoint_digest(metadata_text: str, groups: Mapping[str, Mapping[str, torch.Tensor]]) -> str:
+    """The integrity hash of a checkpoint (hex SHA-256): the format marker, the metadata text exactly as
+    stored and ``tensor_digest(groups)``, each length-prefixed. Any change to the metadata or a tensor
+    changes it."""
+    h = hashlib.sha256()
+    for part in (FORMAT.encode(), metadata_text.encode("utf-8", "surrogatepass"), tensor_digest(groups).encode()):
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
     return h.hexdigest()
 
 
@@ -192,11 +218,15 @@ def _model_dtype(model: nn.Module) -> torch.dtype:
     return torch.get_default_dtype()
 
 
-def _dtype_from_name(name: str) -> torch.dtype:
+def _dtype_from_name(name: Any, where: str = "", label: str = "model.dtype") -> torch.dtype:
     try:
-        return dtype_from_name(name)
+        dtype = dtype_from_name(name) if isinstance(name, str) else None
     except ValueError:
-        raise CheckpointError(f"unknown dtype {name!r} in checkpoint metadata") from None
+        dtype = None
+    if dtype is None:
+        raise CheckpointError(f"{where}invalid metadata: {label} is {_show(name)}, not a torch dtype name such as "
+                              f"'float32'; re-create the checkpoint")
+    return dtype
 
 
 def _jsonable_config(model: nn.Module) -> dict[str, Any]:
@@ -209,6 +239,17 @@ def _jsonable_config(model: nn.Module) -> dict[str, Any]:
     except (TypeError, ValueError) as err:
         raise ValueError(f"{type(model).__name__}.config() is not JSON-serialisable: {err}") from None
     return json.loads(text)
+
+
+def _non_finite(groups: Mapping[str, Mapping[str, torch.Tensor]]) -> str | None:
+    """The first "group/name" of a parameter tensor holding NaN or inf (the model's tensors and the trainer
+    state's ``best.*`` parameters), or None."""
+    for group, tensors in groups.items():
+        for name, t in sorted(tensors.items()):
+            if (group == "model" or name.startswith("best.")) and (t.is_floating_point() or t.is_complex()) \
+                    and not bool(torch.isfinite(t).all()):
+                return f"{group}/{name}"
+    return None
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> Path:
@@ -233,7 +274,8 @@ def save_checkpoint(
 
     ``problem`` defaults to ``model.problem``; ``training`` describes the scheme and settings; ``resume``
     and ``state_tensors`` carry the trainer's state (``RunState.to_dict``: JSON part and tensors). Tensors
-    are stored on CPU in their own dtype, so a round trip is bit-exact. Returns the path.
+    are stored on CPU in their own dtype, so a round trip is bit-exact; ``sha256`` covers the metadata and
+    every tensor. ValueError (nothing written) if a parameter holds NaN or inf. Returns the path.
     """
     path = Path(path)
     problem = problem if problem is not None else getattr(model, "problem", None)
@@ -242,6 +284,10 @@ def save_checkpoint(
     model_tensors = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     state = {k: v.detach().to("cpu", copy=True) for k, v in (state_tensors or {}).items()}
     groups = {"model": model_tensors, "state": state}
+    bad = _non_finite(groups)
+    if bad is not None:
+        raise ValueError(f"cannot save {path}: tensor {bad!r} holds NaN or inf values (training diverged? lower "
+                         f"the learning rate or set grad_clip)")
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -261,14 +307,125 @@ def save_checkpoint(
         "tensors": {f"{g}/{k}": {"dtype": dtype_name(t.dtype), "shape": list(t.shape)}
                     for g, ts in groups.items() for k, t in ts.items()},
         "resume": resume,
-        "sha256": tensor_digest(groups),
     }
     try:
-        text = json.dumps(meta)
+        text = canonical_json(meta)
     except (TypeError, ValueError) as err:
         raise ValueError(f"checkpoint metadata is not JSON-serialisable: {err}") from None
-    payload = {"format": FORMAT, "metadata": text, "model": model_tensors, "state": state}
+    payload = {"format": FORMAT, "metadata": text, "model": model_tensors, "state": state,
+               "sha256": checkpoint_digest(text, groups)}
     return _atomic_torch_save(payload, path)
+
+
+# ---- reading: layout, integrity, schema -------------------------------------------------------------
+
+#: keys of the metadata and of its model and problem sections (exactly these)
+_META_KEYS = ("format", "format_version", "model", "problem", "training", "seed", "versions", "created_utc",
+              "tensors", "resume")
+_MODEL_KEYS = ("family", "class", "config", "num_layers", "dtype")
+_PROBLEM_KEYS = ("family", "params")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _invalid(where: str, what: str) -> CheckpointError:
+    return CheckpointError(f"{where}invalid metadata: {what}; re-create the checkpoint")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _section(where: str, label: str, value: Any, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """``value`` if it is a JSON object (with exactly ``keys`` when given), else CheckpointError."""
+    if not isinstance(value, dict):
+        raise _invalid(where, f"{label} must be a JSON object, got {_show(value)}")
+    if keys is not None:
+        missing = [k for k in keys if k not in value]
+        extra = sorted(set(value) - set(keys))
+        if missing or extra:
+            raise _invalid(where, f"{label} " + (f"lacks {', '.join(missing)}" if missing else
+                                                 f"has unexpected {', '.join(extra)}"))
+    return value
+
+
+def _name(where: str, label: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise _invalid(where, f"{label} must be a non-empty string, got {_show(value)}")
+    return value
+
+
+def _finite_tree(where: str, label: str, value: Any) -> None:
+    """CheckpointError if a number anywhere in the JSON ``value`` is NaN or infinite."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _invalid(where, f"{label} is {value}, not a finite number")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _finite_tree(where, f"{label}.{k}", v)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _finite_tree(where, f"{label}[{i}]", v)
+
+
+def _check_tensor_list(where: str, listed: Any, groups: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
+    """The metadata's "group/name" -> {dtype, shape} must describe exactly the tensors in the file."""
+    listed = _section(where, "tensors", listed)
+    actual = {f"{g}/{k}": t for g, ts in groups.items() for k, t in ts.items()}
+    if set(listed) != set(actual):
+        missing, extra = sorted(set(actual) - set(listed)), sorted(set(listed) - set(actual))
+        raise _invalid(where, f"tensors does not list the file's tensors (unlisted {missing}, absent {extra})")
+    for key, t in sorted(actual.items()):
+        entry = _section(where, f"tensors[{key!r}]", listed[key], ("dtype", "shape"))
+        dtype = _dtype_from_name(entry["dtype"], where, f"tensors[{key!r}].dtype")
+        shape = entry["shape"]
+        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+            raise _invalid(where, f"tensors[{key!r}].shape must be a list of non-negative integers, got {_show(shape)}")
+        if dtype != t.dtype or tuple(shape) != tuple(t.shape):
+            raise _invalid(where, f"tensors[{key!r}] says {dtype_name(dtype)} {shape}, the tensor is "
+                                  f"{dtype_name(t.dtype)} {list(t.shape)}")
+
+
+def validate_metadata(where: str, meta: Any, groups: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
+    """Check checkpoint metadata against its schema and the file's tensors (CheckpointError, prefixed with
+    ``where``, naming the first fault): exactly the known keys; the format and version; non-empty names;
+    model.config and problem.params JSON objects of finite numbers; num_layers a positive integer (or
+    null); dtype a floating torch dtype; seed a non-negative integer (or null); training and resume JSON
+    objects or null; versions strings; ``tensors`` listing every tensor with its true dtype and shape; every
+    parameter finite. The problem is validated further when it is rebuilt (``Checkpoint.make_problem``),
+    the config when the model is (``load_model``) and ``resume`` by ``RunState.from_dict``."""
+    meta = _section(where, "the metadata", meta, _META_KEYS)
+    if meta["format"] != FORMAT or meta["format_version"] != FORMAT_VERSION:
+        raise _invalid(where, f"format {_show(meta['format'])} version {_show(meta['format_version'])} is not "
+                              f"{FORMAT!r} version {FORMAT_VERSION}")
+    model = _section(where, "model", meta["model"], _MODEL_KEYS)
+    _name(where, "model.family", model["family"])
+    _name(where, "model.class", model["class"])
+    _finite_tree(where, "model.config", _section(where, "model.config", model["config"]))
+    k = model["num_layers"]
+    if k is not None and not (_is_int(k) and k >= 1):
+        raise _invalid(where, f"model.num_layers must be a positive integer or null, got {_show(k)}")
+    if not _dtype_from_name(model["dtype"], where).is_floating_point:
+        raise _invalid(where, f"model.dtype must be a floating-point dtype, got {_show(model['dtype'])}")
+    problem = _section(where, "problem", meta["problem"], _PROBLEM_KEYS)
+    _name(where, "problem.family", problem["family"])
+    _finite_tree(where, "problem.params", _section(where, "problem.params", problem["params"]))
+    for key in ("training", "resume"):
+        if meta[key] is not None:
+            _section(where, key, meta[key])
+    seed = meta["seed"]
+    if seed is not None and not (_is_int(seed) and seed >= 0):
+        raise _invalid(where, f"seed must be a non-negative integer or null, got {_show(seed)}")
+    versions = _section(where, "versions", meta["versions"])
+    if not all(isinstance(v, str) for v in versions.values()) or not isinstance(meta["created_utc"], str):
+        raise _invalid(where, "versions and created_utc must hold strings")
+    _check_tensor_list(where, meta["tensors"], groups)
+    bad = _non_finite(groups)
+    if bad is not None:
+        raise CheckpointError(f"{where}tensor {bad!r} holds NaN or inf values: the model is unusable; "
+                              f"re-create the checkpoint")
 
 
 def _tensor_dict(where: str, name: str, value: Any) -> dict[str, torch.Tensor]:
@@ -278,19 +435,51 @@ def _tensor_dict(where: str, name: str, value: Any) -> dict[str, torch.Tensor]:
     return value
 
 
+def _first_sentence(err: BaseException) -> str:
+    """The first sentence of an exception's message (whole words, at most about 200 characters)."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    text = text.split(". ")[0].rstrip(".")
+    if len(text) > 200:
+        text = text[:200].rsplit(" ", 1)[0] + " ..."
+    return text
+
+
+def _stated_version(text: str) -> int | None:
+    """The format_version the metadata text states, if it can be read at all."""
+    try:
+        meta = json.loads(text)
+    except ValueError:
+        return None
+    version = meta.get("format_version") if isinstance(meta, dict) else None
+    return version if _is_int(version) else None
+
+
+def _integrity_failure(where: str, text: str) -> CheckpointError:
+    """The error for a file whose hash does not match: a newer or older format, or modified/corrupted."""
+    version = _stated_version(text)
+    if version is not None and version > FORMAT_VERSION:
+        return CheckpointError(f"{where}checkpoint format version {version} is newer than this unfoldkit reads "
+                               f"({FORMAT_VERSION}); upgrade unfoldkit")
+    if version is not None and version < FORMAT_VERSION:
+        return CheckpointError(f"{where}checkpoint format version {version} was written by an older unfoldkit and "
+                               f"is no longer read (its integrity check did not cover the metadata); re-create it")
+    return CheckpointError(f"{where}integrity check failed: the file was modified or corrupted; re-create it")
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Read and verify a checkpoint with ``torch.load(path, weights_only=True, map_location=...)``.
 
     Raises CheckpointError for a missing, empty, truncated or corrupt file, a file holding pickled code
     (refused by the weights-only unpickler before it can run), a file that is not an unfoldkit
-    checkpoint, a newer format version, or a SHA-256 mismatch between tensors and metadata.
+    checkpoint, an older or newer format version, a failed integrity check (``sha256`` over metadata and
+    tensors) or metadata that breaks the schema (``validate_metadata``).
     """
     path = Path(path)
     where = f"{path}: "
     if not path.is_file():
         raise CheckpointError(f"{where}no such checkpoint file")
     if path.stat().st_size == 0:
-        raise CheckpointError(f"{where}empty file (truncated checkpoint)")
+        raise CheckpointError(f"{where}empty file (truncated checkpoint); re-create it")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -301,47 +490,29 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             raise CheckpointError(f"{where}refused: the file holds pickled objects other than tensors and plain "
                                   f"containers (it could run code when unpickled); checkpoints are loaded "
                                   f"with weights_only=True only") from None
-        raise CheckpointError(f"{where}truncated or corrupt checkpoint (unpickling failed: {first})") from None
+        raise CheckpointError(f"{where}truncated or corrupt checkpoint (unpickling failed: {_first_sentence(err)}); "
+                              f"re-create it") from None
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as err:  # noqa: BLE001 - torch raises RuntimeError, OSError, KeyError, EOFError...
-        msg = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{where}truncated or corrupt checkpoint (not a readable torch file: "
-                              f"{type(err).__name__}: {msg})") from None
+        raise CheckpointError(f"{where}truncated or corrupt checkpoint (torch cannot read it: {type(err).__name__}: "
+                              f"{_first_sentence(err)}); re-create it") from None
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"{where}not an unfoldkit checkpoint (no {FORMAT!r} marker; a bare state dict "
                               f"or another program's file?)")
     text = obj.get("metadata")
     if not isinstance(text, str):
         raise CheckpointError(f"{where}not an unfoldkit checkpoint: metadata is missing")
+    groups = {"model": _tensor_dict(where, "model", obj.get("model")),
+              "state": _tensor_dict(where, "state", obj.get("state", {}))}
+    if set(obj) != set(_ENTRIES) or obj["sha256"] != checkpoint_digest(text, groups):
+        raise _integrity_failure(where, text)
     try:
         meta = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{where}corrupt metadata (invalid JSON: {err})") from None
-    if not isinstance(meta, dict):
-        raise CheckpointError(f"{where}corrupt metadata (not a JSON object)")
-    version = meta.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise CheckpointError(f"{where}corrupt metadata (no format_version)")
-    if version > FORMAT_VERSION:
-        raise CheckpointError(f"{where}format version {version} is newer than this unfoldkit reads "
-                              f"({FORMAT_VERSION}); upgrade unfoldkit")
-    for key in ("model", "problem"):
-        if not isinstance(meta.get(key), dict):
-            raise CheckpointError(f"{where}corrupt metadata (no {key!r} section)")
-    for key in ("family", "config"):
-        if key not in meta["model"]:
-            raise CheckpointError(f"{where}corrupt metadata (model.{key} missing)")
-    for key in ("family", "params"):
-        if key not in meta["problem"]:
-            raise CheckpointError(f"{where}corrupt metadata (problem.{key} missing)")
-    model_tensors = _tensor_dict(where, "model", obj.get("model"))
-    state = _tensor_dict(where, "state", obj.get("state", {}))
-    digest = tensor_digest({"model": model_tensors, "state": state})
-    if digest != meta.get("sha256"):
-        raise CheckpointError(f"{where}SHA-256 of the tensors ({digest[:12]}...) does not match the metadata "
-                              f"({str(meta.get('sha256'))[:12]}...): the file was modified or corrupted")
-    return Checkpoint(meta, dict(model_tensors), dict(state), path)
+    except ValueError as err:
+        raise CheckpointError(f"{where}corrupt metadata (invalid JSON: {err}); re-create it") from None
+    validate_metadata(where, meta, groups)
+    return Checkpoint(meta, dict(groups["model"]), dict(groups["state"]), path)
 
 
 def restore_state(model: nn.Module, checkpoint: Checkpoint) -> nn.Module:
@@ -415,7 +586,7 @@ def load_model(
         model = registry[ckpt.family](problem, **ckpt.config)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{where}cannot rebuild {ckpt.family!r} from its config {ckpt.config}: {err}") from None
-    dtype = _dtype_from_name(ckpt.metadata["model"].get("dtype", "float32"))
+    dtype = _dtype_from_name(ckpt.metadata["model"]["dtype"], where)
     if _model_dtype(model) != dtype:
         model = model.to(dtype)
         if hasattr(model, "model_dtype"):
