@@ -1,13 +1,16 @@
 """Training schemes, the layer-parameter helper and the trainer (seeds, early stopping, resume)."""
 from __future__ import annotations
 
+import json
 import math
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from unfoldkit.unrolled.dtypes import dtype_name
 from unfoldkit.unrolled.models.base import UnfoldedModel
 from unfoldkit.unrolled.operators import soft_threshold
 from unfoldkit.unrolled.problems import SparseRecovery
@@ -23,11 +26,13 @@ from unfoldkit.unrolled.training import (
     load_checkpoint,
     make_scheme,
     mse,
+    save_checkpoint,
     nmse,
     to_db,
     train,
     unassigned_parameters,
 )
+from unfoldkit.unrolled.training.checkpoint import canonical_json, checkpoint_digest
 
 M, N, K = 20, 40, 4
 
@@ -477,6 +482,132 @@ def test_resume_rejects_other_settings(problem, tmp_path):
     other = SparseRecovery(m=M, n=N, sparsity=0.1, lam=0.05, seed=9)
     with pytest.raises(CheckpointError, match="problem differs"):
         train(ToyISTA(other, K), other, checkpoint_dir=str(tmp_path), resume=True, **FAST)
+
+
+# ---- an earlier run is never replaced silently; a damaged or edited trainer state is refused -------------
+
+
+def test_an_earlier_checkpoint_needs_resume_or_overwrite(problem, tmp_path):
+    train(ToyISTA(problem, K), problem, checkpoint_dir=str(tmp_path), **FAST)
+    path = tmp_path / CHECKPOINT_NAME
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=rf"checkpoint_dir {tmp_path} already holds checkpoint.pt from an earlier "
+                                         rf"run: pass resume=True to continue it or overwrite=True to replace it"):
+        train(ToyISTA(problem, K), problem, checkpoint_dir=str(tmp_path), **dict(FAST, lr=0.5))
+    assert path.read_bytes() == before
+    with pytest.raises(ValueError, match="exclude each other"):
+        train(ToyISTA(problem, K), problem, checkpoint_dir=str(tmp_path), resume=True, overwrite=True, **FAST)
+    replaced = train(ToyISTA(problem, K), problem, checkpoint_dir=str(tmp_path), overwrite=True, **dict(FAST, lr=0.5))
+    assert replaced.epochs_run == 3 and load_checkpoint(path).training["settings"]["lr"] == 0.5
+
+
+def test_overwrite_discards_the_old_checkpoint_before_training(problem, tmp_path):
+    """Interrupted before its first checkpoint, an overwriting run leaves no stale checkpoint to resume."""
+    train(ToyISTA(problem, K), problem, checkpoint_dir=str(tmp_path), **FAST)
+    with pytest.raises(_Interrupt):
+        train(ToyISTA(problem, K), problem, checkpoint_dir=str(tmp_path), overwrite=True, checkpoint_every=2,
+              callback=_interrupt_at(1), **FAST)
+    assert not (tmp_path / CHECKPOINT_NAME).exists()
+
+
+def test_resuming_from_a_model_file_says_it_holds_no_trainer_state(problem, tmp_path):
+    model = ToyISTA(problem, K)
+    save_checkpoint(tmp_path / CHECKPOINT_NAME, model, training={"scheme": "end-to-end"})
+    with pytest.raises(CheckpointError, match="cannot resume: this file holds no trainer state .*resume from the "
+                                              "run's checkpoint.pt"):
+        train(ToyISTA(problem, K), problem, checkpoint_dir=str(tmp_path), resume=True, **FAST)
+
+
+@pytest.fixture(scope="module")
+def paused_run(problem, tmp_path_factory):
+    """A run of 3 epochs paused after 2 (its checkpoint.pt holds the optimizer state and best parameters)."""
+    folder = tmp_path_factory.mktemp("paused")
+    result = train(ToyISTA(problem, K), problem, checkpoint_dir=str(folder), stop_after=2, **FAST)
+    assert result.paused and result.epochs_run == 2
+    return folder / CHECKPOINT_NAME
+
+
+def _edit_state(paused, folder, edit, forge=True):
+    """A copy of the paused run in ``folder`` whose trainer state went through ``edit(resume, state_tensors)``,
+    the metadata's tensor list kept true and, with ``forge``, the integrity hash recomputed."""
+    shutil.copy(paused, folder / CHECKPOINT_NAME)
+    raw = torch.load(paused, weights_only=True)
+    meta = json.loads(raw["metadata"])
+    edit(meta["resume"], raw["state"])
+    meta["tensors"] = {f"{g}/{k}": {"dtype": dtype_name(t.dtype), "shape": list(t.shape)}
+                       for g in ("model", "state") for k, t in raw[g].items()}
+    raw["metadata"] = canonical_json(meta)
+    if forge:
+        raw["sha256"] = checkpoint_digest(raw["metadata"], {"model": raw["model"], "state": raw["state"]})
+    torch.save(raw, folder / CHECKPOINT_NAME)
+
+
+def _fewer_epochs(state, tensors):
+    state["global_epoch"] -= 1
+    state["epoch_in_stage"] -= 1
+
+
+def test_a_checkpoint_edited_to_show_fewer_epochs_is_refused(problem, paused_run, tmp_path):
+    """The issue's case: a paused checkpoint.pt edited to show 1 finished epoch instead of 2 was resumed."""
+    _edit_state(paused_run, tmp_path, _fewer_epochs, forge=False)
+    with pytest.raises(CheckpointError, match="integrity check failed: the file was modified or corrupted"):
+        train(ToyISTA(problem, K), problem, checkpoint_dir=str(tmp_path), resume=True, **FAST)
+    _edit_state(paused_run, tmp_path, _fewer_epochs)     # hash recomputed: the counters contradict the history
+    with pytest.raises(CheckpointError, match="cannot resume: the trainer state is inconsistent: global_epoch is 1, "
+                                              "but the history records 2 epochs; re-create the checkpoint"):
+        train(ToyISTA(problem, K), problem, checkpoint_dir=str(tmp_path), resume=True, **FAST)
+    shutil.copy(paused_run, tmp_path / CHECKPOINT_NAME)   # control: the untouched copy resumes
+    assert train(ToyISTA(problem, K), problem, checkpoint_dir=str(tmp_path), resume=True, **FAST).epochs_run == 3
+
+
+def _put(key, value):
+    return lambda state, tensors: state.__setitem__(key, value)
+
+
+def _tensor(key, value):
+    return lambda state, tensors: tensors.__setitem__(key, value)
+
+
+def _first_exp_avg(state, tensors):
+    key = next(k for k in tensors if k.startswith("optimizer.") and k.endswith("exp_avg"))
+    tensors[key] = torch.zeros(K + 1)
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (_put("stage_index", -1), "stage_index must be a non-negative integer, got -1"),
+    (_put("global_epoch", "2"), "global_epoch must be a non-negative integer, got '2'"),
+    (_put("global_epoch", 2.0), "global_epoch must be a non-negative integer"),
+    (_put("epoch_in_stage", 7), "global_epoch is 2, but stages_done and epoch_in_stage account for 7 epochs"),
+    (_put("stage_bad", 5), "stage_bad must be an integer in 0..2, got 5"),
+    (_put("stage_best_epoch", 9), "stage_best_epoch must be an integer in 0..2"),
+    (_put("wall_time_s", -1.0), "wall_time_s must be a finite number >= 0"),
+    (_put("wall_time_s", math.nan), "wall_time_s must be a finite number >= 0"),
+    (_put("stage_best", math.nan), "stage_best must be a number or null"),
+    (_put("stage_best", "low"), "stage_best must be a number or null"),
+    (_put("finished", "yes"), "finished must be true or false"),
+    (lambda state, tensors: state.update(finished=True, final=state["history"][-1]),
+     "does not fit the run (stage_index 0 of 1 stages, finished=True)"),
+    (_put("finished", True), "final metrics are missing or malformed"),
+    (_put("history", []), "history records -1 epochs"),
+    (lambda state, tensors: state["history"][1].__setitem__("epoch", 5), "history entry 1 is not the record of epoch 1"),
+    (_put("stages_done", [{"epochs_run": 1}]), "stages_done must list 0 finished stages"),
+    (_put("has_best", False), "has_best is False, but best.* tensors are present"),
+    (_put("state_version", 2), "the trainer state is not of version 1"),
+    (_put("bogus", 1), "unexpected fields bogus"),
+    (lambda state, tensors: state.pop("numpy_rng"), "the trainer state lacks numpy_rng"),
+    (_put("numpy_rng", {"bit_generator": "PCG64", "state": "x"}), "the stored generator states are unusable"),
+    (_tensor("rng.torch", torch.zeros(3)), "rng.torch must be a 1-D uint8 tensor"),
+    (_tensor("best.step", torch.zeros(K + 2)), "its best parameters do not match the model's tensors"),
+    (_first_exp_avg, "the stored optimizer state does not fit stage"),
+])
+def test_a_trainer_state_that_breaks_its_schema_is_refused(problem, paused_run, tmp_path, edit, fragment):
+    """Each field edited with the hash recomputed: refused by name, before the run continues."""
+    _edit_state(paused_run, tmp_path, edit)
+    with pytest.raises(CheckpointError) as err:
+        train(ToyISTA(problem, K), problem, checkpoint_dir=str(tmp_path), resume=True, **FAST)
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / CHECKPOINT_NAME}: cannot resume: ") and fragment in message, message
+    assert message.endswith("re-create the checkpoint (start the run again)"), message
 
 
 def test_nan_loss_is_reported(problem):

@@ -323,29 +323,46 @@ class Trainer:
         state.wall_time_s = self._wall_before + time.perf_counter() - self._start
 
     # -- the run ----------------------------------------------------------------------------------
-    def fit(self, resume: bool = False, callback: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+    def fit(self, resume: bool = False, callback: Callable[[dict[str, Any]], None] | None = None,
+            overwrite: bool = False) -> TrainResult:
         """Train; with ``resume=True`` continue from ``checkpoint_dir/checkpoint.pt`` if it exists.
 
-        ``callback(entry)`` is called after every epoch (after the checkpoint is written) with the
-        epoch's history entry. Raises ValueError on bad settings, CheckpointError on an unusable or
-        incompatible checkpoint, RuntimeError if the loss becomes NaN or infinite. Runs under
-        ``limit_threads(config.threads)``.
+        A ``checkpoint_dir`` that already holds a checkpoint.pt is an error unless ``resume=True``
+        (continue that run) or ``overwrite=True`` (discard it: it is deleted once the run is set up), so
+        an earlier run is never replaced silently. ``callback(entry)`` is called after every epoch (after
+        the checkpoint is written) with the epoch's history entry. Raises ValueError on bad settings or
+        that existing checkpoint, CheckpointError on an unusable or incompatible checkpoint, RuntimeError
+        if the loss becomes NaN or infinite. Runs under ``limit_threads(config.threads)``.
         """
         with limit_threads(self.config.threads):
-            return self._fit(resume, callback)
+            return self._fit(resume, callback, overwrite)
 
-    def _fit(self, resume: bool, callback: Callable[[dict[str, Any]], None] | None) -> TrainResult:
+    def _check_output(self, resume: bool, overwrite: bool) -> None:
+        """ValueError for resume/overwrite without their checkpoint_dir, or an earlier run's checkpoint that
+        neither flag allows to touch."""
+        path = self.checkpoint_path
+        if resume and overwrite:
+            raise ValueError("resume=True and overwrite=True exclude each other: continue the run in "
+                             "checkpoint_dir, or replace it")
+        if resume and path is None:
+            raise ValueError("resume=True needs a checkpoint_dir")
+        if self.config.stop_after is not None and path is None:
+            raise ValueError("stop_after needs a checkpoint_dir (the paused run is continued from it)")
+        if path is not None and path.exists() and not (resume or overwrite):
+            raise ValueError(f"checkpoint_dir {path.parent} already holds {CHECKPOINT_NAME} from an earlier run: "
+                             f"pass resume=True to continue it or overwrite=True to replace it")
+
+    def _fit(self, resume: bool, callback: Callable[[dict[str, Any]], None] | None, overwrite: bool) -> TrainResult:
         from tqdm.auto import tqdm
 
-        if resume and self.checkpoint_path is None:
-            raise ValueError("resume=True needs a checkpoint_dir")
-        if self.config.stop_after is not None and self.checkpoint_path is None:
-            raise ValueError("stop_after needs a checkpoint_dir (the paused run is continued from it)")
+        self._check_output(resume, overwrite)
         self._start = time.perf_counter()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         self._data(self._prepare_model())
         stages = self.scheme.stages(self.model)
+        if overwrite and self.checkpoint_path is not None:
+            self.checkpoint_path.unlink(missing_ok=True)
         state = (self._restore(stages) if resume else None) or self._initial_state()
         self._wall_before = float(state.wall_time_s)
         bar = tqdm(total=len(stages) * self.config.epochs, initial=state.global_epoch, unit="epoch",
@@ -383,7 +400,7 @@ class Trainer:
         if state.epoch_in_stage == 0 and state.stage_start is None:
             self._begin_stage(state, stage)
         elif state.optimizer is not None:
-            opt.load_state_dict(state.optimizer)
+            self._load_optimizer(opt, state.optimizer, stage)
         state.optimizer = None
         while state.epoch_in_stage < cfg.epochs and not state.stage_stopped:
             entry = self._epoch(state, stage, opt, rows)
@@ -504,15 +521,52 @@ class Trainer:
         if path is None or not path.exists():
             return None
         ckpt = load_checkpoint(path, map_location=self.device)
-        self._check_compatible(ckpt, stages)
         try:
             state = RunState.from_dict(ckpt.resume, ckpt.state_tensors)
         except CheckpointError as err:
             raise CheckpointError(f"{ckpt.path}: cannot resume: {err}") from None
+        self._check_compatible(ckpt, stages)
+        self._check_position(ckpt, state, stages)
         restore_state(self.model, ckpt)
-        self.train_rng.bit_generator.state = state.numpy_rng
-        self.torch_gen.set_state(state.torch_rng.to("cpu"))
+        try:
+            self.train_rng.bit_generator.state = state.numpy_rng
+            self.torch_gen.set_state(state.torch_rng.to("cpu"))
+        except (KeyError, RuntimeError, TypeError, ValueError) as err:
+            raise CheckpointError(f"{ckpt.path}: cannot resume: the stored generator states are unusable ({err}); "
+                                  f"re-create the checkpoint (start the run again)") from None
         return state
+
+    def _check_position(self, ckpt: Any, state: RunState, stages: list[Stage]) -> None:
+        """CheckpointError unless the run state fits this run's stages and epochs and the model's tensors."""
+        def refuse(what: str) -> CheckpointError:
+            return CheckpointError(f"{ckpt.path}: cannot resume: the trainer state does not fit the run ({what}); "
+                                   f"re-create the checkpoint (start the run again)")
+
+        n, epochs = len(stages), self.config.epochs
+        if state.stage_index > n or (state.finished and state.stage_index != n):
+            raise refuse(f"stage_index {state.stage_index} of {n} stages, finished={state.finished}")
+        if state.stage_index < n and state.epoch_in_stage > epochs:
+            raise refuse(f"epoch_in_stage {state.epoch_in_stage} > epochs {epochs}")
+        for i, done in enumerate(state.stages_done):
+            described = _json_roundtrip(stages[i].describe())
+            if done["epochs_run"] > epochs or any(done.get(k) != v for k, v in described.items()):
+                raise refuse(f"finished stage {i} is not stage {stages[i].name!r} run for at most {epochs} epochs")
+        if state.best is not None:
+            own = self.model.state_dict()
+            if set(state.best) != set(own) or any(state.best[k].shape != own[k].shape for k in own):
+                raise refuse("its best parameters do not match the model's tensors")
+
+    def _load_optimizer(self, opt: torch.optim.Optimizer, saved: dict[str, Any], stage: Stage) -> None:
+        """Load a stored optimizer state into ``opt`` (CheckpointError if it does not fit the stage)."""
+        try:
+            opt.load_state_dict(saved)
+            fits = all(not isinstance(v, torch.Tensor) or v.ndim == 0 or v.shape == p.shape
+                       for group in opt.param_groups for p in group["params"] for v in opt.state.get(p, {}).values())
+        except (KeyError, RuntimeError, TypeError, ValueError):
+            fits = False
+        if not fits:
+            raise CheckpointError(f"{self.checkpoint_path}: cannot resume: the stored optimizer state does not fit "
+                                  f"stage {stage.name!r}; re-create the checkpoint (start the run again)")
 
     def _check_compatible(self, ckpt: Any, stages: list[Stage]) -> None:
         where = f"{ckpt.path}: "
@@ -525,12 +579,15 @@ class Trainer:
         if ckpt.problem_family != self.problem.name or ckpt.problem_params != _json_roundtrip(self.problem.params()):
             raise CheckpointError(f"{where}cannot resume: the problem differs ({ckpt.problem_family} "
                                   f"{ckpt.problem_params} vs {self.problem.name} {self.problem.params()})")
-        old = ckpt.training or {}
+        old = ckpt.training
+        if not isinstance(old, dict) or not isinstance(old.get("settings"), dict):
+            raise CheckpointError(f"{where}cannot resume: the file's training section is not a trainer's (no "
+                                  f"settings); re-create the checkpoint (start the run again)")
         if old.get("scheme") != self.scheme.name or old.get("scheme_settings") != _json_roundtrip(self.scheme.settings()):
             raise CheckpointError(f"{where}cannot resume: scheme differs ({old.get('scheme')} "
                                   f"{old.get('scheme_settings')} vs {self.scheme.name} {self.scheme.settings()})")
         mine = _json_roundtrip(self.config.settings())
-        theirs = old.get("settings", {})
+        theirs = old["settings"]
         diff = sorted(k for k in set(mine) | set(theirs)
                       if k not in RESUME_FREE and mine.get(k) != theirs.get(k))
         if diff:
@@ -572,6 +629,7 @@ def train(
     lr_decay: tuple[float, ...] | None = None,
     layer_decay: float | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     callback: Callable[[dict[str, Any]], None] | None = None,
     **settings: Any,
 ) -> TrainResult:
@@ -582,7 +640,9 @@ def train(
     ``layer_decay`` (layer-wise). ``settings`` are the fields of TrainConfig (epochs, lr, batch_size,
     steps_per_epoch, train_size, val_size, patience, lr_schedule, grad_clip, seed, device, dtype,
     checkpoint_dir, checkpoint_every, progress, ...). ``resume=True`` continues from
-    ``checkpoint_dir/checkpoint.pt`` bit-exactly. Returns a TrainResult.
+    ``checkpoint_dir/checkpoint.pt`` bit-exactly (and starts afresh when there is none yet);
+    ``overwrite=True`` replaces an earlier run's checkpoint there, which is otherwise an error
+    (``Trainer.fit``). Returns a TrainResult.
     """
     unknown = sorted(set(settings) - set(TrainConfig.__dataclass_fields__))
     if unknown:
@@ -598,4 +658,4 @@ def train(
             bad = ", ".join(sorted(set(options) - allowed[scheme]))
             raise ValueError(f"option(s) {bad} do not apply to scheme {scheme!r}")
     trainer = Trainer(model, problem, scheme, TrainConfig(**settings), **options)
-    return trainer.fit(resume=resume, callback=callback)
+    return trainer.fit(resume=resume, callback=callback, overwrite=overwrite)
