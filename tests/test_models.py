@@ -82,6 +82,20 @@ def test_registry_names_and_paradigms() -> None:
 
 
 @pytest.mark.parametrize("family", FAMILIES)
+def test_make_model_names_an_unknown_or_missing_argument(family: str, sparse) -> None:
+    """A keyword the family does not take is a ValueError naming it and the accepted ones (not a TypeError)."""
+    import inspect
+
+    accepted = ", ".join(list(inspect.signature(MODELS[family]).parameters)[1:])
+    with pytest.raises(ValueError, match=rf"make_model\('{family}'\): unknown argument foo; {family} accepts "
+                                         rf"{accepted}$"):
+        make_model(family, sparse, num_layers=K, foo=1)
+    with pytest.raises(ValueError, match=rf"make_model\('{family}'\): missing argument num_layers"):
+        make_model(family, sparse)
+    assert make_model(family, sparse, num_layers=K).num_layers == K
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("batch", [1, 7])
 def test_shapes_and_trajectory(family: str, batch: int, sparse) -> None:
     model = MODELS[family](sparse, K)

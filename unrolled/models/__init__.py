@@ -13,6 +13,7 @@ rebuilds an architecture.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from unfoldkit.unrolled.models.alista import Alista
@@ -46,10 +47,24 @@ PARADIGMS: dict[str, tuple[str, ...]] = {
 
 
 def make_model(family: str, problem: Problem, **config: Any) -> UnfoldedModel:
-    """Build a model by its registry name from ``config()``-style arguments (ValueError for an unknown name)."""
+    """Build a model by its registry name from ``config()``-style arguments.
+
+    ValueError for an unknown name, an argument the family's constructor does not take or a required one
+    left out (each naming it and listing the accepted ones), and for bad values (from the constructor)."""
     if family not in MODELS:
         raise ValueError(f"unknown model family {family!r}; known: {', '.join(sorted(MODELS))}")
-    return MODELS[family](problem, **config)
+    cls = MODELS[family]
+    params = list(inspect.signature(cls).parameters.values())[1:]   # after the problem
+    if not any(p.kind is p.VAR_KEYWORD for p in params):
+        accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        unknown = sorted(set(config) - set(accepted))
+        missing = [p.name for p in params if p.default is p.empty and p.kind is not p.VAR_POSITIONAL
+                   and p.name not in config]
+        if unknown or missing:
+            what = (f"unknown argument{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}" if unknown else
+                    f"missing argument{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+            raise ValueError(f"make_model({family!r}): {what}; {family} accepts {', '.join(accepted)}")
+    return cls(problem, **config)
 
 
 __all__ = [
