@@ -1,7 +1,7 @@
 """The `unfoldkit` command line: one subcommand per module of unfoldkit.experiments.commands.
 
 Errors in arguments or inputs exit with status 2 and one line on stderr, never a traceback;
-Ctrl-C exits with status 130.
+Ctrl-C exits with status 130 (its line says how to continue where a command knows).
 """
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, RuntimeError, OSError) as err:
         print(f"unfoldkit: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("unfoldkit: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:  # a command may say in it how to continue
+        print(f"unfoldkit: interrupted{f': {err}' if str(err) else ''}", file=sys.stderr)
         return 130
 
 

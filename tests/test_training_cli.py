@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
 
+import unfoldkit.unrolled.training as training
 from unfoldkit.experiments.cli import main
 from unfoldkit.unrolled.training import load_checkpoint, load_model
 
@@ -78,7 +80,7 @@ def _run(args):
     (["--epochs", "0"], "expected a positive integer"),
     (["--threads", "0"], "expected a positive integer"),
     (["--scheme", "greedy"], "invalid choice"),
-    (["--layers", "-3"], "expected a non-negative integer"),
+    (["--layers", "-3"], "expected a positive integer"),
     (["--lr", "-1"], "lr must be > 0"),
     (["--patience", "0"], "expected a positive integer"),
     (["--problem", "least-squares", "--sparsity", "0.2"], "--sparsity does not apply"),
@@ -86,7 +88,10 @@ def _run(args):
     (["--weights", "1,1"], "do not apply to scheme 'end-to-end'"),
     (["--scheme", "multi-loss", "--weights", "1,1,1"], "one entry per layer"),
     (["--model-arg", "step"], "KEY=VALUE"),
-    (["--model-arg", "bogus=1"], "cannot build"),
+    (["--model-arg", "bogus=1"], "cannot build ista-learned-step with --model-arg {'bogus': 1}: "
+                                 "make_model('ista-learned-step'): unknown argument bogus; ista-learned-step accepts "
+                                 "num_layers, step, threshold, learn_threshold, dtype"),
+    (["--resume", "--force"], "argument --force: not allowed with argument --resume"),
     (["--sparsity", "2"], "sparsity"),
     (["--lr-schedule", "linear"], "invalid choice"),
 ])
@@ -135,3 +140,101 @@ def test_resume_with_other_settings_exits_2(tmp_path, capsys):
     assert main(["train", "ista-learned-step", *TINY, "--lr", "0.5", "--out", str(out), "--resume"]) == 2
     err = capsys.readouterr().err
     assert "cannot resume with different settings" in err and len(err.strip().splitlines()) == 1
+
+
+# ---- no silent loss: an earlier run needs --resume or --force; Ctrl-C says how to resume -----------------
+
+
+def _one_line(capsys):
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err.strip()
+
+
+@needs_model
+def test_an_earlier_run_in_out_needs_resume_or_force(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "ista-learned-step", *TINY, "--out", str(out), "--stop-after", "1"]) == 0   # paused
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(["train", "ista-learned-step", *TINY, "--out", str(out)]) == 2
+    err = _one_line(capsys)
+    assert f"{out / 'checkpoint.pt'} exists (an earlier run): --resume continues it, --force deletes it" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before          # nothing touched
+    (out / "checkpoint.pt").unlink()
+    (out / "model.pt").unlink()
+    assert main(["train", "ista-learned-step", *TINY, "--out", str(out)]) == 2   # history.json alone counts too
+    assert f"{out / 'history.json'} exists" in _one_line(capsys)
+    assert main(["train", "ista-learned-step", *TINY, "--out", str(out), "--force"]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert history["epochs_run"] == 2 and history["paused"] is False
+
+
+@needs_model
+@pytest.mark.parametrize("make", [False, True])
+def test_resume_on_a_missing_or_empty_folder_is_an_error(tmp_path, capsys, make):
+    out = tmp_path / "typo"
+    if make:
+        out.mkdir()
+    assert main(["train", "ista-learned-step", *TINY, "--out", str(out), "--resume"]) == 2
+    err = _one_line(capsys)
+    assert f"--resume: nothing to resume in {out} (no checkpoint.pt); run without --resume to start" in err
+    assert out.exists() == make                                                # a mistyped folder is not created
+
+
+@needs_model
+def test_resume_from_a_model_file_says_it_holds_no_trainer_state(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "ista-learned-step", *TINY, "--out", str(out)]) == 0
+    shutil.copy(out / "model.pt", out / "checkpoint.pt")
+    capsys.readouterr()
+    assert main(["train", "ista-learned-step", *TINY, "--out", str(out), "--resume"]) == 2
+    assert "cannot resume: this file holds no trainer state" in _one_line(capsys)
+
+
+def _interrupted_at(epoch, monkeypatch):
+    """Make `unfoldkit train` meet Ctrl-C after ``epoch`` epochs (0: before training starts)."""
+    real = training.train
+
+    def stop(entry):
+        if entry["epoch"] == epoch:
+            raise KeyboardInterrupt
+
+    def train(*args, **kwargs):
+        if epoch == 0:
+            raise KeyboardInterrupt
+        return real(*args, callback=stop, **kwargs)
+
+    monkeypatch.setattr(training, "train", train)
+
+
+@needs_model
+def test_ctrl_c_says_how_to_resume_and_resume_finishes_the_run(tmp_path, capsys, monkeypatch):
+    whole, cut = tmp_path / "whole", tmp_path / "cut run"
+    assert main(["train", "ista-learned-step", *TINY, "--out", str(whole)]) == 0
+    with monkeypatch.context() as patch:
+        _interrupted_at(1, patch)
+        capsys.readouterr()
+        assert main(["train", "ista-learned-step", *TINY, "--out", str(cut)]) == 130
+    err = _one_line(capsys)
+    assert err == (f"unfoldkit: interrupted: the run is saved up to its last checkpoint in {cut / 'checkpoint.pt'}; "
+                   f"to continue it, run the same command with --resume --out '{cut}'")
+    assert main(["train", "ista-learned-step", *TINY, "--out", str(cut), "--resume"]) == 0
+    a, b = (json.loads((d / "history.json").read_text()) for d in (whole, cut))
+    assert b["epochs_run"] == 2 and b["final_val_nmse_db"] == a["final_val_nmse_db"]
+
+
+@needs_model
+def test_ctrl_c_before_the_first_checkpoint(tmp_path, capsys, monkeypatch):
+    _interrupted_at(0, monkeypatch)
+    assert main(["train", "ista-learned-step", *TINY, "--out", str(tmp_path / "run")]) == 130
+    assert _one_line(capsys) == ("unfoldkit: interrupted: no checkpoint was written yet; run the same command again "
+                                 "to start over")
+
+
+@needs_model
+def test_an_unusable_out_is_refused_before_any_work(tmp_path, capsys):
+    afile = tmp_path / "file"
+    afile.write_text("not a folder")
+    assert main(["train", "ista-learned-step", *TINY, "--out", str(afile)]) == 2
+    assert f"--out {afile}: exists and is not a folder" in _one_line(capsys)
+    assert afile.read_text() == "not a folder"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from unfoldkit.experiments.arguments import float_list, json_key_values, nonneg_int, positive_int
+from unfoldkit.experiments.arguments import float_list, json_key_values, nonneg_int, output_folder, positive_int
 
 NAME = "train"
 HELP = "train an unfolded model on a problem family"
@@ -70,7 +70,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g = p.add_argument_group("output")
     g.add_argument("--out", default="results/train", metavar="DIR", help="output folder (default results/train)")
     g.add_argument("--checkpoint-every", type=positive_int, default=1, help="save a checkpoint every N epochs (default 1)")
-    g.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt if it exists (bit-exact)")
+    flags = g.add_mutually_exclusive_group()
+    flags.add_argument("--resume", action="store_true",
+                       help="continue the run in DIR from DIR/checkpoint.pt (bit-exact; an error if there is none)")
+    flags.add_argument("--force", action="store_true",
+                       help="start afresh: delete the earlier run's model.pt, checkpoint.pt and history.json in DIR "
+                            "(without --resume or --force, a DIR holding any of them is an error)")
     g.add_argument("--stop-after", type=positive_int, default=None, metavar="N",
                    help="pause after N epochs of the whole run (a checkpoint; --resume continues)")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -78,19 +83,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build the problem and the model, train, and write model.pt, checkpoint.pt and history.json."""
+    """Build the problem and the model, train, and write model.pt, checkpoint.pt and history.json.
+
+    An earlier run in --out is continued only with --resume (which needs its checkpoint.pt) and replaced
+    only with --force (``claim_outputs``), and --out must be a writable folder (``output_folder``), both
+    checked before any work; Ctrl-C says how to resume."""
     import torch
 
+    from unfoldkit.experiments.benchmarking import claim_outputs
     from unfoldkit.experiments.io import write_json
     from unfoldkit.unrolled.problems import make_problem
-    from unfoldkit.unrolled.training import save_checkpoint, train
+    from unfoldkit.unrolled.training import CHECKPOINT_NAME, save_checkpoint, train
 
     try:
-        from unfoldkit.unrolled.models import MODELS
+        from unfoldkit.unrolled.models import MODELS, make_model
     except ImportError:
         MODELS = {}
     if args.model not in MODELS:
         raise ValueError(f"unknown model {args.model!r}; known: {', '.join(sorted(MODELS)) or 'none'}")
+    out = Path(args.out)
+    run_files = [out / CHECKPOINT_NAME, out / "model.pt", out / "history.json"]
+    claim_outputs(run_files[:1] if args.resume else run_files, args.resume, args.force)
+    output_folder("--out", out)   # created if missing, a folder, writable: before any work
     params: dict = {"seed": args.problem_seed}
     for key, families in _PROBLEM_OPTIONS.items():
         value = getattr(args, key)
@@ -115,24 +129,25 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--device {args.device}: CUDA is not available")
     torch.manual_seed(args.seed)
     try:
-        model = MODELS[args.model](problem, num_layers=args.layers, dtype=dtype, **model_args)
-    except TypeError as err:
-        raise ValueError(f"cannot build {args.model} with {model_args}: {err}") from None
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    result = train(model, problem, args.scheme, resume=args.resume, epochs=args.epochs, lr=args.lr,
-                   batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch, train_size=args.train_size,
-                   val_size=args.val_size, patience=args.patience, lr_schedule=args.lr_schedule,
-                   lr_gamma=args.lr_gamma, lr_step=args.lr_step, optimizer=args.optimizer, momentum=args.momentum,
-                   grad_clip=args.grad_clip, seed=args.seed, device=args.device, threads=args.threads,
-                   stop_after=args.stop_after, checkpoint_dir=str(out), checkpoint_every=args.checkpoint_every,
-                   progress=not args.no_progress, **scheme_options)
-    summary = result.to_dict()
-    training = {"scheme": result.scheme, "scheme_settings": result.scheme_settings, "settings": result.settings,
-                "epochs_run": result.epochs_run, "best_val_nmse_db": result.best_val_nmse_db,
-                "final_val_nmse_db": result.final_val_nmse_db}
-    paths = [save_checkpoint(out / "model.pt", result.model, problem=problem, training=training, seed=args.seed),
-             result.checkpoint_path, write_json(out / "history.json", summary)]
+        model = make_model(args.model, problem, num_layers=args.layers, dtype=dtype, **model_args)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"cannot build {args.model} with --model-arg {model_args}: {err}") from None
+    try:
+        result = train(model, problem, args.scheme, resume=args.resume, overwrite=args.force, epochs=args.epochs,
+                       lr=args.lr, batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch,
+                       train_size=args.train_size, val_size=args.val_size, patience=args.patience,
+                       lr_schedule=args.lr_schedule, lr_gamma=args.lr_gamma, lr_step=args.lr_step,
+                       optimizer=args.optimizer, momentum=args.momentum, grad_clip=args.grad_clip, seed=args.seed,
+                       device=args.device, threads=args.threads, stop_after=args.stop_after, checkpoint_dir=str(out),
+                       checkpoint_every=args.checkpoint_every, progress=not args.no_progress, **scheme_options)
+        summary = result.to_dict()
+        training = {"scheme": result.scheme, "scheme_settings": result.scheme_settings, "settings": result.settings,
+                    "epochs_run": result.epochs_run, "best_val_nmse_db": result.best_val_nmse_db,
+                    "final_val_nmse_db": result.final_val_nmse_db}
+        paths = [save_checkpoint(out / "model.pt", result.model, problem=problem, training=training, seed=args.seed),
+                 result.checkpoint_path, write_json(out / "history.json", summary)]
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_how_to_resume(out / CHECKPOINT_NAME)) from None
     initial = result.history[0]["val_nmse_db"]
     final = result.final_val_nmse_db
     print(f"train {args.model} (K={args.layers}) on {problem!r}: {args.scheme}, {result.epochs_run} epochs"
@@ -147,3 +162,13 @@ def run(args: argparse.Namespace) -> int:
     for path in paths:
         print(f"wrote {path}")
     return 0
+
+
+def _how_to_resume(checkpoint: Path) -> str:
+    """What the Ctrl-C message says: how to continue from ``checkpoint``, or that none was written yet."""
+    import shlex
+
+    if checkpoint.is_file():
+        return (f"the run is saved up to its last checkpoint in {checkpoint}; to continue it, run the same command "
+                f"with --resume --out {shlex.quote(str(checkpoint.parent))}")
+    return "no checkpoint was written yet; run the same command again to start over"
