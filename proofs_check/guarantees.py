@@ -204,7 +204,8 @@ def _pep(method: str) -> Guarantee:
                                np.full((len(steps) + 1, len(st.radius)), np.nan), metric=Metric.OBJECTIVE_GAP,
                                theorem="exact worst case by performance estimation", source=PEP_SOURCE,
                                status="confirmed", assumptions=(pos, solved))
-        return b.with_assumptions(pos, values=b.values[:, None] * st.radius[None, :] ** 2)
+        scaled = np.where(np.isinf(b.values)[:, None], np.inf, b.values[:, None] * st.radius[None, :] ** 2)
+        return b.with_assumptions(pos, values=scaled)  # +inf (no claim) stays +inf even where R = 0
 
     return Guarantee(f"pep-{method}-schedule", Metric.OBJECTIVE_GAP, MINIMIZER,
                      "exact PEP worst case of the schedule, Taylor, Hendrickx & Glineur 2017", build)

@@ -289,6 +289,6 @@ def get_target(name: str) -> StressTarget:
         if name in lemmas:
             return lemmas[name]
         raise ValueError(f"unknown lemma {name!r}; known: {', '.join(sorted(lemmas))}")
-    if name.endswith(".pt"):
-        return checkpoint_target(name)
+    if name.startswith("checkpoint:") or name.endswith(".pt"):
+        return checkpoint_target(name.removeprefix("checkpoint:"))
     raise ValueError(f"unknown stress target {name!r}; see `unfoldkit stress --list` (or give a checkpoint .pt)")

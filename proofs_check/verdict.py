@@ -47,10 +47,11 @@ class Verdict:
 
     @property
     def state(self) -> str:
-        """"holds", "violated" (assumptions hold, bound exceeded) or "not applicable" (an assumption fails)."""
+        """"holds", "violated" (assumptions hold, bound exceeded) or "not applicable" (an assumption fails,
+        or the bound has no values to compare with)."""
         if self.holds:
             return HOLDS
-        return VIOLATED if self.bound.assumptions_hold else NOT_APPLICABLE
+        return VIOLATED if self.bound.assumptions_hold and not math.isnan(self.worst_margin) else NOT_APPLICABLE
 
     def summary(self) -> str:
         state = {HOLDS: "holds", VIOLATED: "VIOLATED", NOT_APPLICABLE: "not applicable"}[self.state]
@@ -101,7 +102,8 @@ def compare_to_bound(measured: np.ndarray, bound: Bound, rel_tol: float = 0.0, a
         raise ValueError(f"measured has shape {meas.shape} but bound values broadcast to {vals.shape}")
     mmax = meas.max(axis=1)
     if not bound.assumptions_hold or np.isnan(vals).any():
-        failed = "; ".join(str(a) for a in bound.failed) or "some assumptions unchecked"
+        failed = "; ".join(str(a) for a in bound.failed) or ("some assumptions unchecked" if not
+                                                             bound.assumptions_hold else "the bound has NaN values")
         return Verdict(bound, False, float("nan"), (0, 0), float("nan"), mmax,
                        {"reason": "bound not applicable: " + failed}, label)
     finite = np.isfinite(vals)

@@ -144,3 +144,25 @@ def test_dask_backend_on_a_local_cluster(tmp_path):
     pytest.importorskip("distributed", reason="the dask extra (pip install 'unfoldkit[dask]') is not installed")
     doc = hunt("quadratic-schedule", tmp_path, examples=20, workers=2, backend="dask", profile="ci")
     assert doc["examples"] == 20 and doc["counts"]["violated"] == 0
+
+
+def test_a_checkpoint_is_stressed_with_its_family_guarantees(tmp_path, capsys):
+    import torch
+
+    from unfoldkit.unrolled.models import MODELS
+    from unfoldkit.unrolled.problems import SparseRecovery
+    from unfoldkit.unrolled.training.checkpoint import save_checkpoint
+
+    problem = SparseRecovery(m=8, n=12, seed=0)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, MODELS["ista-learned-step"].from_classical(problem, 4, dtype=torch.float64),
+                    problem=problem)
+    target = get_target(str(path))
+    assert "ista-convex" in target.description and not target.planted
+    assert _run(["stress", str(path), "--examples", "10", "--profile", "ci", "--out", str(tmp_path / "o"),
+                 "--no-progress"]) == 0
+    assert "no violation" in capsys.readouterr().out
+    uncovered = tmp_path / "corr.pt"
+    save_checkpoint(uncovered, MODELS["ista-correction"](problem, 2), problem=problem)
+    assert _run(["stress", str(uncovered), "--out", str(tmp_path / "o2")]) == 2
+    assert "no theorem covers" in capsys.readouterr().err
