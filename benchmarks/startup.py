@@ -1,13 +1,14 @@
 """Start-up time of the light commands: `unfoldkit --help` and `unfoldkit list` beside `import torch`.
 
-    python benchmarks/startup.py [--repeats N] [--out PATH]
+    python benchmarks/startup.py [--repeats N] [--out PATH] [--force]
 
 Each command runs N times (default 10), each time in a fresh subprocess, round-robin so that the commands
 share the machine's noise; the table gives the median (and min / max) wall time of the whole process, start
 to exit, beside two references measured in the same run: `python -c pass` (the interpreter alone) and
 `python -c "import torch"` (what every command paid when torch, cvxpy and PEPit were imported up front).
 The target is under 1 s for the light commands (issue 10); tests/test_startup.py asserts the reason they meet
-it (neither imports torch, cvxpy, PEPit or matplotlib). JSON goes atomically to benchmarks/out/startup.json.
+it (neither imports torch, cvxpy, PEPit or matplotlib). JSON goes atomically to benchmarks/out/startup.json;
+an earlier run's file is replaced only with --force.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from unfoldkit.experiments.arguments import OneLineParser, positive_int
-from unfoldkit.experiments.benchmarking import command, machine, utc_now
+from unfoldkit.experiments.benchmarking import UsageError, command, machine, utc_now
 from unfoldkit.unrolled.io import write_json
 
 TARGET_S = 1.0
@@ -93,8 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(prog="python benchmarks/startup.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=positive_int, default=10, help="runs of each command (default 10)")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/out/startup.json)")
+    parser.add_argument("--force", action="store_true", help="replace the JSON of an earlier run")
     args = parser.parse_args(argv)
     out = Path(args.out) if args.out else Path(__file__).resolve().parent / "out" / "startup.json"
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} exists (an earlier run): --force replaces it, or choose another --out")
     cmds = commands()
     rows = summarize(measure(cmds, args.repeats))
     text = table(rows, args.repeats)

@@ -56,6 +56,8 @@ def test_startup_benchmark_writes_its_table(tmp_path, capsys):
         assert len(row["times_s"]) == 1 and row["median_s"] > 0 and isinstance(row["under_target"], bool)
     assert "unfoldkit list" in capsys.readouterr().out
     assert startup.main(["--repeats", "0"]) == 2
+    assert startup.main(["--repeats", "1", "--out", str(out)]) == 2  # an earlier run's file: only with --force
+    assert "--force" in capsys.readouterr().err
 
 
 def test_version_is_the_installed_distributions():

@@ -223,9 +223,10 @@ def model_recursion_bound(mus: np.ndarray, deltas: np.ndarray, thetas: np.ndarra
     mus = np.asarray(mus, dtype=np.float64)
     deltas = np.broadcast_to(np.asarray(deltas, dtype=np.float64), mus.shape)
     factors = deltas + (2 * s - 1) * mus
-    first_bad = int(np.argmin(ok)) if not ok.all() else -1
-    th = Assumption("learned thresholds theta^k >= mu_k e_k + c_k sigma (no false positives)", bool(ok.all()),
-                    float(first_bad), "holds at every layer (measured: first failing layer, -1 if none)")
+    first_bad = None if ok.all() else float(np.argmin(ok))  # the measured number only where one layer fails
+    th = Assumption("learned thresholds theta^k >= mu_k e_k + c_k sigma at every layer (no false positives)",
+                    bool(ok.all()), first_bad, "no failing layer; measured = the first k with "
+                    "theta^k < mu_k e_k + c_k sigma, theta^k making x^{k+1}")
     contraction = Assumption("per-layer factor delta_k + (2s-1) mu_k < 1", bool(np.all(factors < 1)),
                              float(np.max(factors)) if factors.size else 0.0, "max_k factor < 1")
     return Bound.build(name, np.arange(len(e)), e, metric=Metric.DISTANCE,

@@ -56,7 +56,7 @@ def _schedule(name: str, value: Any, length: int | None, *, positive: bool) -> n
         raise ValueError(f"{name} must have one value per layer ({length}), got {arr.size}")
     if positive and np.any(arr <= 0):
         bad = int(np.argmin(arr))
-        raise ValueError(f"{name} must be > 0 at every layer, got {arr[bad]!r} at layer {bad}")
+        raise ValueError(f"{name} must be > 0 at every layer, got {float(arr[bad])} at layer {bad}")
     return arr
 
 
