@@ -205,7 +205,7 @@ def plot(result: dict[str, Any]):
     bound(ax, "gd-convex-tight", r"$LR^2/(4k+2)$ (Drori-Teboulle Thm 3.1, tight)", color="C3", ls="-")
     ax.plot(result["huber"]["horizons"], result["huber"]["normalized_gap"], "o", color="C3", mfc="none",
             label="Huber worst case, one per horizon $k$")
-    ax.set(xscale="log", yscale="log", title=r"GD, step $1/L$, $L$-smooth convex",
+    ax.set(xscale="log", yscale="log", title=r"GD, step $1/L$, $L$-smooth convex", xlabel="iteration $k$",
            ylabel=r"$(f(x_k)-f^*)/(LR^2)$")
 
     ax = axes[0, 1]
@@ -217,8 +217,8 @@ def plot(result: dict[str, Any]):
     eig = result["eigenvector_instance"]
     step = max(1, len(ks) // 25)
     ax.plot(ks[::step], np.asarray(eig["sc_1L"])[1:][::step], "o", color="C0", mfc="none",
-            label="eigenvector instance (step 1/L)")
-    ax.set(yscale="log", title=rf"GD, $\mu$-strongly convex quadratic, $\kappa={kap:g}$",
+            label=r"eigenvector instance (step $1/L$)")
+    ax.set(yscale="log", title=rf"GD, $\mu$-strongly convex quadratic, $\kappa={kap:g}$", xlabel="iteration $k$",
            ylabel=r"$\|x_k-x^*\|/R$")
 
     ax = axes[1, 0]
@@ -236,7 +236,7 @@ def plot(result: dict[str, Any]):
            ylabel=r"$(F(x_k)-F^*)/(LR^2)$")
     for ax in axes.flat:
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=8, loc="best")
     verdict = "every measured curve lies under its bound" if result["all_hold"] else "A BOUND IS VIOLATED"
     fig.suptitle(f"Classical rates: empirical worst case vs theory ({verdict})", fontsize=11)
     fig.tight_layout()

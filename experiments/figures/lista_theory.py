@@ -193,52 +193,70 @@ def compute(cfg: Config, seed: int = 0, progress: bool = False, cache: Path | No
             "weights_ratio_frobenius_over_exact": theorem["frobenius"]["mu"] / mu_lp}
 
 
+#: how the figure names the curves of the practical regime (the JSON keeps the registry names)
+DISPLAY = {"alista": "ALISTA", "lista-cpss": "LISTA-CPSS", "ISTA": "ISTA", "FISTA": "FISTA"}
+#: the analytic weights in the legend of panel (a)
+WEIGHT_LABELS = {"frobenius": (r"Frobenius $W$", "eq. 17"), "coherence": (r"LP $W$", r"exact $\tilde\mu$ minimiser, eq. 8")}
+LEGEND = {"fontsize": 8, "loc": "upper center", "bbox_to_anchor": (0.5, -0.13), "frameon": False}
+
+
 def plot(result: dict[str, Any]):
+    import itertools
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     cfg = result["config"]
     K = cfg["num_layers"]
     k = np.arange(K + 1)
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 6.4))
     ax = axes[0]
-    colors = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+    colors = itertools.cycle(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+    handles = [Line2D([], [], color="0.3", lw=2, label=r"measured $\max\|x^k-x^*\|_2$"),
+               Line2D([], [], color="0.3", ls="--", label=r"bound $sB((2s-1)\tilde\mu)^k$")]
+    weights = []
     for name, w in result["theorem_regime"].items():
-        label = "Frobenius W (eq. 17)" if name == "frobenius" else "exact mu~ minimiser (LP, eq. 8)"
+        short, source = WEIGHT_LABELS[name]
+        weights.append(rf"{short} ({source}): $\tilde\mu={w['mu']:.3f}$")
         for row in w["rows"]:
             c = next(colors)
             ax.semilogy(k, np.maximum(row["measured"], FLOOR), "-", color=c, lw=2,
-                        label=f"{label}, s={row['s']}: measured max (mu={w['mu']:.3f})")
-            ax.semilogy(k, row["bound"], "--", color=c, label="  bound sB((2s-1)mu)^k")
-    ax.set(title=f"(a) theorem regime, {cfg['m']}x{cfg['n']}: every s < (1+1/mu)/2\n(exact recovery drawn at 1e-16)",
-           xlabel="layer k", ylabel=r"$\max\|x^k-x^*\|_2$ over $X(B,s)$")
-    ax.legend(fontsize=6)
+                        label=rf"{short}, $s={row['s']}$")
+            ax.semilogy(k, row["bound"], "--", color=c)
+    handles += ax.get_legend_handles_labels()[0]
+    ax.set(title=rf"(a) theorem regime, ${cfg['m']}\times{cfg['n']}$: every $s<(1+1/\tilde\mu)/2$" "\n"
+                 r"(exact recovery drawn at $10^{-16}$)",
+           xlabel="layer $k$", ylabel=r"$\max\|x^k-x^*\|_2$ over $X(B,s)$")
+    ax.legend(handles=handles, ncol=2, title="\n".join(weights), title_fontsize=8, **LEGEND)
     ax = axes[1]
     prac = result["practical_regime"]
     for name, curve in prac["curves"].items():
-        ax.plot(k, curve, marker="o", ms=3, label=name)
+        ax.plot(k, curve, marker="o", ms=3, label=DISPLAY.get(name, name))
     s_typ = prac["typical_s"]
     msg = []
     for fam, rep in prac["checks"].items():
         fail = [a for a in rep["assumptions"] if a["holds"] is False and a["name"].startswith("sparsity")]
         if fail:
-            msg.append(f"{fam}: assumption fails: s = {s_typ} >= {float(fail[0]['required'].split()[2]):.3g}")
-    ax.text(0.02, 0.02, "no bound drawn:\n" + "\n".join(msg), transform=ax.transAxes, fontsize=7, va="bottom")
-    ax.set(title="(b) practical regime: Bernoulli(0.1) signals, trained", xlabel="layer k", ylabel="NMSE (dB)")
-    ax.legend(fontsize=7)
+            limit = float(fail[0]["required"].split()[2])
+            msg.append(rf"{DISPLAY.get(fam, fam)}: sparsity assumption fails, $s={s_typ}\geq{limit:.3g}$")
+    ax.text(0.02, 0.02, "no bound drawn:\n" + "\n".join(msg), transform=ax.transAxes, fontsize=8, va="bottom")
+    ax.set(title="(b) practical regime: Bernoulli(0.1) signals, trained", xlabel="layer $k$", ylabel="NMSE (dB)")
+    ax.legend(ncol=2, **LEGEND)
     ax = axes[2]
     reach = result["reach"]
     ss = np.asarray(reach["s"])
     ax.semilogy(ss, reach["trained_alista_last_error"], "o-", label="trained ALISTA (no guarantee)")
     ax.semilogy(ss, np.maximum(reach["certified_last_error"], FLOOR), "s-",
-                label="certified analytic ALISTA, measured (0 at 1e-16)")
-    ax.semilogy(ss, reach["bound_last"], "k--", label="bound at last layer")
-    ax.axvspan(0.5, reach["sparsity_limit"], color="C2", alpha=0.12, label="theorem applies: s < (1+1/mu~)/2")
-    ax.set(title=f"(c) reach of the guarantee at layer {K}", xlabel="sparsity s",
+                label=r"certified analytic ALISTA, measured (0 drawn at $10^{-16}$)")
+    ax.semilogy(ss, reach["bound_last"], "k--", label="bound at the last layer")
+    ax.axvspan(0.5, reach["sparsity_limit"], color="C2", alpha=0.12,
+               label=r"theorem applies: $s<(1+1/\tilde\mu)/2$")
+    ax.set(title=f"(c) reach of the guarantee at layer $K={K}$", xlabel="sparsity $s$",
            ylabel=r"$\max\|x^K-x^*\|_2$")
-    ax.legend(fontsize=7)
+    ax.legend(ncol=1, **LEGEND)
     for a in axes:
         a.grid(True, which="both", alpha=0.3)
     fig.tight_layout()

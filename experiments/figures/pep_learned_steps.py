@@ -107,6 +107,10 @@ def compute(cfg: Config, seed: int = 0, progress: bool = False) -> dict[str, Any
     return out
 
 
+#: how the figure names the schedules (the JSON keeps the names of ``classical_schedules``)
+DISPLAY = {"learned": "learned", "constant 1/L": r"constant $1/L$", "constant 2/(L+mu)": r"constant $2/(L+\mu)$"}
+
+
 def plot(result: dict[str, Any]):
     import matplotlib
 
@@ -122,24 +126,28 @@ def plot(result: dict[str, Any]):
         for i, (name, vals) in enumerate(result["worst_case"].items()):
             c = colors.get(name, f"C{i}")
             flag = result["flags"][name]
-            lab = f"{name}" + (" (worst case GROWS)" if flag["grows"] else "")
+            lab = DISPLAY.get(name, name) + (" (worst case GROWS)" if flag["grows"] else "")
             ax.semilogy(k, np.asarray(vals, dtype=float), "-o", ms=3, color=c, label=lab)
-    ax.set(title=r"exact worst case over $F_{\mu,L}$ (PEP)", xlabel="layer k",
+    ax.set(title=r"exact worst case over $F_{\mu,L}$ (PEP)", xlabel="layer $k$",
            ylabel=r"$\sup\,(f(x_k)-f^*)/(LR^2)$")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8, loc="best")
     ax = axes[1]
     for i, (name, vals) in enumerate(result["average_case"].items()):
-        ax.semilogy(k, np.maximum(vals, 1e-300), "-o", ms=3, color=colors.get(name, f"C{i}"), label=name)
+        ax.semilogy(k, np.maximum(vals, 1e-300), "-o", ms=3, color=colors.get(name, f"C{i}"),
+                    label=DISPLAY.get(name, name))
     kap = result["config"]["kappa"]
-    ax.set(title=f"average case on the training distribution (kappa = {kap:g})", xlabel="layer k",
+    ax.set(title=rf"average case on the training distribution ($\kappa={kap:g}$)", xlabel="layer $k$",
            ylabel=r"mean $(f(x_k)-f^*)/(LR^2)$")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8, loc="best")
     ax = axes[2]
-    ax.bar(np.arange(1, K + 1), result["learned_steps_h"], color="C3", label=r"learned $h_k=\gamma_k L$")
-    ax.axhline(1.0, color="k", ls=":", label="1 (step 1/L)")
-    ax.axhline(2.0, color="k", ls="--", label="2 (step 2/L)")
-    ax.set(title="learned schedule", xlabel="layer k", ylabel=r"$h_k$")
-    ax.legend(fontsize=7)
+    h = np.asarray(result["learned_steps_h"], dtype=float)
+    ax.bar(np.arange(1, K + 1), h, color="C3", label=r"learned $h_k=\gamma_k L$")
+    ax.axhline(1.0, color="k", ls=":", label=r"1 (step $1/L$)")
+    ax.axhline(2.0, color="k", ls="--", label=r"2 (step $2/L$)")
+    top = max(2.0, float(np.max(h, initial=0.0)))
+    ax.set_ylim(min(0.0, float(np.min(h, initial=0.0)) * 1.1), top * 1.3)  # room for the legend above the bars
+    ax.set(title="learned schedule", xlabel="layer $k$", ylabel=r"$h_k$")
+    ax.legend(fontsize=8, loc="upper center", ncol=3)
     for a in axes:
         a.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
