@@ -63,8 +63,8 @@ FORMAT_VERSION = 1
 #: the initial lambda of the authors' LISTA / LISTA-CP / LISTA-CPSS / ALISTA code
 #: (VITA-Group/LISTA-CPSS config.py: ``--lam 0.4``, "Initial lambda in LISTA solvers")
 AUTHORS_LAM = 0.4
-#: the LISTA family (trained layer-wise, initialised with AUTHORS_LAM)
-LISTA_FAMILY = ("lista", "lista-cp", "lista-cpss", "alista")
+#: the rows of the classical baselines, in table order (``run_baselines``)
+BASELINE_ROWS = ("ista", "fista", f"ista@lam={AUTHORS_LAM:g}", f"fista@lam={AUTHORS_LAM:g}")
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
 #: the published reference values, each with its source
 PUBLISHED_FILE = Path(__file__).resolve().parent / "published.json"
@@ -223,8 +223,7 @@ def run_baselines(config: BenchConfig, snr_db: float | None) -> dict[str, dict[s
                 entry["lam_grid_val_nmse_db_K"] = grid
                 entry["tuning_time_s"] = tuning
             out[row] = entry
-    order = ("ista", "fista", f"ista@lam={AUTHORS_LAM:g}", f"fista@lam={AUTHORS_LAM:g}")
-    return {name: out[name] for name in order}
+    return {name: out[name] for name in BASELINE_ROWS}
 
 
 # ---- learned models --------------------------------------------------------------------------------
@@ -494,8 +493,7 @@ def run_benchmark(config: BenchConfig, models: Sequence[str], snrs: Sequence[flo
     for snr in snrs:
         key = setting_key(snr)
         rows = doc["results"].setdefault(key, {})
-        if not all(rows.get(n, {}).get("status") == "done"
-                   for n in ("ista", "fista", f"ista@lam={AUTHORS_LAM:g}", f"fista@lam={AUTHORS_LAM:g}")):
+        if not all(rows.get(n, {}).get("status") == "done" for n in BASELINE_ROWS):
             log(f"[{key}] ISTA / FISTA: choosing lambda on {config.lam_val_size} validation samples")
             with limit_threads(threads):
                 baselines = run_baselines(config, snr)
