@@ -12,6 +12,8 @@ Two engines compute the same number: ``"gram"`` (our cvxpy Gram-matrix SDP, ``pe
 """
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any, Iterable
 
 import numpy as np
@@ -132,9 +134,30 @@ def pep_worst_case(steps: Any, *, L: float, mu: float = 0.0, method: str = "gd",
     ``engine``: "gram" (ours) or "pepit" (reference); ``solver``: None (Clarabel, SCS as fallback), "CLARABEL",
     "SCS" or "auto" (SCS first when the Gram matrix is large: much faster for long schedules). Returns a Bound with status "confirmed" and, in
     ``extra``, the per-layer solver, status, solve time, duality gap and residuals.
-    Raises ValueError for invalid input (non-positive L, mu > L, empty or NaN schedule, ...), RuntimeError
-    when the SDP solvers fail.
+    When no solver certifies the SDP on F_{mu,L} (near-degenerate classes, mu close to L), the class is
+    relaxed to mu' = 0.9 mu, 0.5 mu, then 0 (a larger class: still an upper bound, marked ``tight=False``
+    with ``extra["relaxed_mu"]``). Raises ValueError for invalid input (non-positive L, mu > L, empty or NaN
+    schedule, ...), RuntimeError when the SDP solvers fail even then.
     """
     spec = make_spec(steps, L=L, mu=mu, method=method, momentum=momentum, prox_steps=prox_steps, metric=metric,
                      initial=initial, R=R, initial_gap=initial_gap)
-    return pep_bound(spec, layers=layers, engine=engine, solver=solver, name=name)
+    try:
+        return pep_bound(spec, layers=layers, engine=engine, solver=solver, name=name)
+    except RuntimeError as err:
+        if not spec.mu > 0:
+            raise
+        failure = err
+    # Near-degenerate classes (mu close to L) defeat the SDP solvers' certificates; F_{mu',L} with mu' < mu
+    # contains F_{mu,L}, so its worst case is a valid upper bound (no longer exact): relax until one solves.
+    for factor in (0.9, 0.5, 0.0):
+        relaxed = make_spec(steps, L=L, mu=factor * spec.mu, method=method, momentum=momentum,
+                            prox_steps=prox_steps, metric=metric, initial=initial, R=R, initial_gap=initial_gap)
+        try:
+            b = pep_bound(relaxed, layers=layers, engine=engine, solver=solver, name=name)
+        except RuntimeError:
+            continue
+        note = (f"relaxed to mu' = {factor * spec.mu:.6g} < mu = {spec.mu:.6g} (the SDP on F_{{mu,L}} had no "
+                f"certified solution): an upper bound over a larger class, not the exact worst case")
+        return dataclasses.replace(b, tight=False, notes=f"{b.notes}; {note}",
+                                   extra={**b.extra, "mu": spec.mu, "relaxed_mu": factor * spec.mu})
+    raise failure
