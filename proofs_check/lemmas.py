@@ -107,7 +107,10 @@ def interpolation_inequality(problem: Problem, x: torch.Tensor, z: torch.Tensor,
     L, mu = problem.L, problem.mu
     gx, gz = problem.grad(x, y), problem.grad(z, y)
     d, dg = x - z, gx - gz
-    quad = ((dg * dg).sum(-1) / L + mu * (d * d).sum(-1) - 2 * (mu / L) * (dg * d).sum(-1)) / (2 * (1 - mu / L))
+    # the same quantity in the form 1/(2L)||dg||^2 + mu/(2(1 - mu/L))||d - dg/L||^2, stable as mu -> L
+    # (||d - dg/L|| <= (1 - mu/L)||d|| on F_{mu,L}, so the large factor meets a small norm, not round-off)
+    r = d - dg / L
+    quad = (dg * dg).sum(-1) / (2 * L) + mu * (r * r).sum(-1) / (2 * (1 - mu / L))
     rhs = problem.smooth(x, y)
     lhs = problem.smooth(z, y) + (gz * d).sum(-1) + quad
     return _result("F_{mu,L} interpolation inequality", lhs, rhs, tol)

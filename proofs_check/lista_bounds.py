@@ -71,3 +71,13 @@ def alista_theorem_bound(model: Any, const: dict[str, np.ndarray], s: int, B: fl
                      thresholds=const["threshold"], delta=0.0, sigma=sigma,
                      c_w=float(np.abs(model.weight_matrix.detach().cpu().double().numpy()).max()))
     return b.with_assumptions(coupling_assumption(const))
+
+
+def roundoff_gain(model: Any) -> float:
+    """1 + max_k ||W_1^k||_2 ||A||_2: how much a layer x+ = eta(W_2 x + W_1 y) can amplify float64 round-off
+    of its input (a weight close to A^{-T} on an ill-conditioned square A makes it large)."""
+    a = np.linalg.norm(np.asarray(model.problem.A, dtype=np.float64), 2)
+    with torch.no_grad():
+        w = max(float(torch.linalg.matrix_norm(model.layer_weights(k)[0].double().cpu(), ord=2))
+                for k in range(model.num_layers))
+    return 1.0 + w * a

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import torch
 
 from unfoldkit.proofs_check.guarantees import MINIMIZER, Setting, coverage
+from unfoldkit.proofs_check.lista_bounds import roundoff_gain
 from unfoldkit.proofs_check.measure import measure, reference_distance_slack, roundoff_floor  # noqa: F401
 from unfoldkit.proofs_check.targets import RUNNERS, Target, as_target, classical
 from unfoldkit.proofs_check.verdict import Verdict, compare_to_bound
@@ -53,7 +54,8 @@ def verify(target: Target | Any, problem: Problem, y: torch.Tensor, bounds: Sequ
             floor = roundoff_floor(problem, y, traj, ref.x, bound.metric, ref) if abs_tol is None else abs_tol
         else:
             meas = traj.distance(x).double().cpu().numpy()
-            floor = roundoff_floor(problem, y, traj, x, bound.metric) if abs_tol is None else abs_tol
+            gain = roundoff_gain(tgt.model) if tgt.model is not None and hasattr(tgt.model, "layer_weights") else 1
+            floor = roundoff_floor(problem, y, traj, x, bound.metric, gain=gain) if abs_tol is None else abs_tol
         verdicts.append(compare_to_bound(meas, bound, rel_tol=rel_tol, abs_tol=floor))
     return verdicts
 
