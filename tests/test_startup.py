@@ -1,4 +1,4 @@
-"""The light commands stay light: `unfoldkit --help`, `unfoldkit list` and the commands' own --help import
+"""The light commands stay light: `unfoldkit --help`, `unfoldkit list` and every command's own --help import
 neither torch nor the solvers (checked in a fresh interpreter, an assertion on sys.modules, not a timing:
 benchmarks/startup.py measures the time); the figure registry matches the figure modules it stands for."""
 from __future__ import annotations
@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from unfoldkit.experiments.commands import COMMANDS
 from unfoldkit.experiments.figures import FIGURES
 
 HEAVY = ("torch", "numpy", "scipy", "cvxpy", "PEPit", "matplotlib", "celer")
@@ -26,8 +27,7 @@ print(status, *sorted(m for m in {heavy!r} if m in sys.modules))
 """
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["list"], ["reproduce", "--help"], ["train", "--help"]],
-                         ids=" ".join)
+@pytest.mark.parametrize("argv", [["--help"], ["list"], *([c.NAME, "--help"] for c in COMMANDS)], ids=" ".join)
 def test_light_commands_import_no_heavy_module(argv):
     done = subprocess.run([sys.executable, "-c", _PROBE.format(heavy=HEAVY), *argv],
                           capture_output=True, text=True, timeout=120)
