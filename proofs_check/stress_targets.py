@@ -79,10 +79,21 @@ def _least_squares(p: Params) -> tuple[LeastSquares, torch.Tensor]:
     return problem, problem.sample(BATCH, rng=p["data_seed"]).y
 
 
+#: initial points: x_0 = 0 (the default, first so that failures shrink to it) or scale * N(0, I)
+_x0_scale = st.one_of(st.just(0.0), _floats(1e-2, 10.0))
+
 _lasso_params = st.fixed_dictionaries({
     "m": _ints(1, 12), "n": _ints(2, 16), "sparsity": _floats(0.05, 1.0), "lam": _floats(1e-3, 1.0),
     "snr_db": st.one_of(st.none(), _floats(5.0, 60.0)), "seed": _seed, "data_seed": _seed,
-    "K": _ints(1, 30), "h": _floats(1e-3, 1.0)})
+    "K": _ints(1, 30), "h": _floats(1e-3, 1.0), "x0_scale": _x0_scale, "x0_seed": _seed})
+
+
+def _x0(p: Params, n: int) -> torch.Tensor | None:
+    """The drawn initial points (BATCH, n), None for x_0 = 0 (params without "x0_scale" too)."""
+    scale = p.get("x0_scale", 0.0)
+    if not scale:
+        return None
+    return torch.as_tensor(scale * np.random.default_rng(p["x0_seed"]).standard_normal((BATCH, n)))
 
 
 @st.composite
@@ -90,7 +101,8 @@ def _quadratic_params(draw: Any, convex: bool = False, steps: tuple[float, float
                       max_k: int = 30) -> Params:
     n = draw(_ints(1, 10))
     p: Params = {"n": n, "snr_db": draw(st.one_of(st.none(), _floats(5.0, 60.0))), "seed": draw(_seed),
-                 "data_seed": draw(_seed), "K": draw(_ints(1, max_k))}
+                 "data_seed": draw(_seed), "K": draw(_ints(1, max_k)), "x0_scale": draw(_x0_scale),
+                 "x0_seed": draw(_seed)}
     if convex:
         p.update(m=draw(_ints(1, 14)), kappa=None)
     else:
@@ -106,7 +118,7 @@ def _classical_verdicts(algorithm: str, bounds: tuple[str, ...], make: Callable)
     def evaluate(p: Params) -> list[Verdict]:
         problem, y = make(p)
         step = np.asarray(p["steps"]) / problem.L if "steps" in p else p["h"] / problem.L
-        return verify(classical(algorithm, p["K"], step), problem, y, bounds)
+        return verify(classical(algorithm, p["K"], step, _x0(p, problem.n)), problem, y, bounds)
 
     return evaluate
 
@@ -167,7 +179,7 @@ def _ista_overstep(p: Params) -> list[Verdict]:
     problem, y = _lasso(p)
     gamma = 2.5 / problem.L
     ref = problem.reference(y)
-    traj = classical("ista", p["K"], gamma).run(problem, y)
+    traj = classical("ista", p["K"], gamma, _x0(p, problem.n)).run(problem, y)
     r = (traj.iterates[0] - ref.x).norm(dim=-1).double().numpy()
     legal = rates.ista_convex(problem.L, r, p["K"], step=1.0 / problem.L)
     bound = legal.with_assumptions(values=legal.values / 2.5)  # R^2/(2 gamma k) at gamma = 2.5/L: claimed
@@ -180,7 +192,7 @@ def _schedule_divergent(p: Params) -> list[Verdict]:
     problem, y = _least_squares(p)
     gammas = np.asarray(p["steps"]) / problem.L
     ref = problem.reference(y)
-    traj = classical("gd", p["K"], gammas).run(problem, y)
+    traj = classical("gd", p["K"], gammas, _x0(p, problem.n)).run(problem, y)
     r = (traj.iterates[0] - ref.x).norm(dim=-1).double().numpy()
     bound = rates.gd_convex(problem.L, r, p["K"], step=1.0 / problem.L)
     return [compare_to_bound(measure(problem, y, traj, ref, bound.metric), bound, rel_tol=1e-6,

@@ -42,7 +42,7 @@ class Target:
         """The trajectory x_0..x_K of this target on the batch ``y`` (B, m)."""
         if self.kind == "classical":
             kwargs = {"rho": self.step} if self.name == "admm" else {"step": self.step}
-            return RUNNERS[self.name](problem, y, self.num_steps, **kwargs)
+            return RUNNERS[self.name](problem, y, self.num_steps, x0=self.options.get("x0"), **kwargs)
         model = self.model
         assert model is not None
         dtype = model.model_dtype
@@ -75,11 +75,13 @@ class Target:
         return f"{self.name} ({'classical, ' if self.kind == 'classical' else 'unfolded, '}{self.num_steps} steps)"
 
 
-def classical(algorithm: str, num_steps: int, step: Any = None) -> Target:
-    """A classical target: ``algorithm`` in RUNNERS run for ``num_steps`` with ``step`` (None: 1/L; ADMM: rho)."""
+def classical(algorithm: str, num_steps: int, step: Any = None, x0: torch.Tensor | None = None) -> Target:
+    """A classical target: ``algorithm`` in RUNNERS run for ``num_steps`` with ``step`` (None: 1/L; ADMM: rho)
+    from ``x0`` (B, n) (None: the problem's initial point, 0)."""
     if algorithm not in RUNNERS:
         raise ValueError(f"algorithm must be one of {sorted(RUNNERS)}, got {algorithm!r}")
-    return Target(algorithm, "classical", nonnegative_int("num_steps", num_steps), step)
+    return Target(algorithm, "classical", nonnegative_int("num_steps", num_steps), step,
+                  options={} if x0 is None else {"x0": x0})
 
 
 def as_target(obj: Any, num_steps: int | None = None, step: Any = None, float64: bool = True) -> Target:
