@@ -1,0 +1,275 @@
+"""LipSDP-Neuron for a ``Chain`` (skips from y into every stage), solved along the layer chain.
+
+LipSDP (Fazlyab, Robey, Hassani, Morari & Pappas, NeurIPS 2019, arXiv 1906.04893, Thm 2 with the
+neuron-wise multipliers T = diag(lambda)) for our chain: each neuron w_i = phi(v_i) slope-restricted in
+[a_i, b_i] satisfies, for any two inputs, (dw_i - a_i dv_i)(b_i dv_i - dw_i) >= 0. With multipliers
+lambda >= 0 (one per neuron), if for every increment
+
+    rho ||dy||^2 - ||C ds_T||^2 - sum_t sum_i lambda_{t,i} (dw_i - a_i dv_i)(b_i dv_i - dw_i) >= 0      (*)
+
+then Lip(y -> C s_T) <= sqrt(rho) (S-procedure: on real increments the sum is >= 0).
+
+**Chain elimination [derived].** (*) is one LMI of size m + sum_t N_t (about 8,000 for n = 500, K = 16).
+Its sparsity is that of the chain (y feeds every stage, stage t talks to t - 1 only through s_t), so it is
+decided exactly by a backward recursion on quadratic forms in (dy, ds_t) of size m + d only:
+
+    V_T = diag(0, C^T C);  with z = (y, s), s+ = E z + F w (E = [[I, 0], [T, S]], F = [0; R]), v = G z,
+    H_ww = F^T V_{t+1} F - Lambda,   H_zw = E^T V_{t+1} F + G^T diag((a+b)/2) Lambda,
+    H_zz = E^T V_{t+1} E - G^T diag(a b) Lambda G,
+    V_t = H_zz - H_zw H_ww^{-1} H_zw^T   (requires H_ww negative definite: checked by a Cholesky factor),
+
+and rho*(Lambda) = lambda_max of V_0 on the y block (s_0 = 0). V_t(z) is the largest value of the
+remaining terms of (*) over the later neurons, so (*) holds with rho iff rho >= rho*(Lambda) and every
+H_ww < 0: the elimination *is* the certificate check, done from the data in float64 in O(T (m + d + N)^3)
+(``certificate_value``). rho*(Lambda) is convex in Lambda (a partial minimisation of the convex LipSDP), so
+the multipliers are found by minimising it (``optimize_multipliers``, first order, torch autograd through
+the same elimination), or taken from cvxpy (``cvxpy_multipliers``: the monolithic LMI, Clarabel/SCS, for
+small chains, used as the reference). Whatever produced Lambda, the bound reported is the one recomputed
+here from the data, with a relative margin; a failed solve never yields a number.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from unfoldkit.theory.lipschitz.structure import Chain
+
+Array = np.ndarray
+#: relative margin on the certified rho (round-off of the float64 elimination)
+RHO_MARGIN = 1e-9
+
+
+class CertificateError(RuntimeError):
+    """The multipliers do not certify (an H_ww is not negative definite) or the solver failed."""
+
+
+@dataclass
+class Certificate:
+    """A certified bound sqrt(rho) on Lip(y -> x_k) with its multipliers and evidence."""
+
+    bound: float
+    rho: float
+    multipliers: list[Array]
+    method: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def _blocks(chain: Chain, t: int) -> tuple[Array, Array, Array, Array, Array]:
+    st = chain.stages[t]
+    m, d, dn = chain.input_dim, st.state_dim, st.next_dim
+    e = np.block([[np.eye(m), np.zeros((m, d))], [st.T, st.S]])
+    f = np.vstack([np.zeros((m, st.num_neurons)), st.R])
+    g = np.hstack([st.Q, st.P])
+    assert e.shape == (m + dn, m + d)
+    return e, f, g, st.lo, st.hi
+
+
+def _eliminate(chain: Chain, readout: Array, lambdas: list[Any], xp: Any) -> tuple[Any, list[float]]:
+    """Backward elimination (module docstring) in numpy (xp = np) or torch (xp = torch; differentiable).
+
+    Returns (V_0 on the y block, per-stage margins -lambda_max(H_ww) (>0 means certified there)).
+    Raises CertificateError where an H_ww is not negative definite."""
+    m = chain.input_dim
+    last = chain.stages[-1]
+    as_t = (lambda a: torch.as_tensor(a, dtype=torch.float64)) if xp is torch else (lambda a: a)  # noqa: E731
+    c = as_t(readout)
+    v = xp.zeros((m + last.next_dim, m + last.next_dim), dtype=xp.float64)
+    v[m:, m:] = c.T @ c
+    margins = []
+    for t in range(len(chain.stages) - 1, -1, -1):
+        e, f, g, lo, hi = (as_t(x) for x in _blocks(chain, t))
+        lam = lambdas[t]
+        if f.shape[1] == 0:
+            v = e.T @ v @ e
+            margins.append(float("inf"))
+            continue
+        vf = v @ f
+        hww = f.T @ vf - xp.diag(lam)
+        hzw = e.T @ vf + (g.T * ((lo + hi) / 2.0 * lam))
+        hzz = e.T @ v @ e - (g.T * (lo * hi * lam)) @ g
+        neg = -(hww + hww.T) / 2.0
+        if xp is torch:
+            chol, info = torch.linalg.cholesky_ex(neg)
+            if int(info) != 0:
+                raise CertificateError(f"stage {t}: H_ww is not negative definite")
+            sol = torch.cholesky_solve(hzw.T, chol)
+        else:
+            try:
+                chol = np.linalg.cholesky(neg)
+            except np.linalg.LinAlgError:
+                raise CertificateError(f"stage {t}: H_ww is not negative definite") from None
+            sol = np.linalg.solve(chol.T, np.linalg.solve(chol, hzw.T))
+            margins.append(float(np.min(np.diag(chol)) ** 2))
+        v = hzz + hzw @ sol  # H_zz - H_zw H_ww^{-1} H_zw^T with H_ww = -neg
+        v = (v + v.T) / 2.0
+    return v[:m, :m], margins[::-1]
+
+
+def certificate_value(chain: Chain, readout: Array, lambdas: list[Array]) -> tuple[float, dict[str, Any]]:
+    """rho*(Lambda) recomputed from the data in float64, times (1 + RHO_MARGIN); CertificateError if the
+    multipliers do not certify. Evidence: per-stage Cholesky pivots (a lower bound on -lambda_max(H_ww)
+    up to a factor: the smallest squared diagonal of the Cholesky factor) and the y-block spectrum."""
+    lams = [np.asarray(x, dtype=np.float64) for x in lambdas]
+    if any(np.any(x < 0) or not np.all(np.isfinite(x)) for x in lams):
+        raise CertificateError("multipliers must be finite and >= 0")
+    v0, margins = _eliminate(chain, readout, lams, np)
+    eig = np.linalg.eigvalsh(v0)
+    rho = max(float(eig[-1]), 0.0) * (1.0 + RHO_MARGIN)
+    return rho, {"min_cholesky_pivot": float(np.min(margins)) if margins else None,
+                 "rho_unrounded": float(eig[-1])}
+
+
+def initial_multipliers(chain: Chain, readout: Array, scale: float = 2.0) -> list[Array]:
+    """A feasible Lambda by a greedy backward pass: lambda_i = scale * (Gershgorin row sum of F^T V F),
+    which makes H_ww = F^T V F - Lambda strictly diagonally dominant and negative (plus a floor)."""
+    m = chain.input_dim
+    last = chain.stages[-1]
+    v = np.zeros((m + last.next_dim, m + last.next_dim))
+    v[m:, m:] = readout.T @ readout
+    lams: list[Array] = [np.zeros(0)] * len(chain.stages)
+    for t in range(len(chain.stages) - 1, -1, -1):
+        e, f, g, lo, hi = _blocks(chain, t)
+        if f.shape[1] == 0:
+            v = e.T @ v @ e
+            continue
+        ff = f.T @ v @ f
+        lam = scale * np.abs(ff).sum(axis=1) + 1e-3 * max(float(np.abs(ff).max()), 1.0)
+        lams[t] = lam
+        hww = ff - np.diag(lam)
+        hzw = e.T @ v @ f + g.T * ((lo + hi) / 2.0 * lam)
+        hzz = e.T @ v @ e - (g.T * (lo * hi * lam)) @ g
+        v = hzz - hzw @ np.linalg.solve(hww, hzw.T)
+        v = (v + v.T) / 2.0
+    return lams
+
+
+def eclipse_multipliers(chain: Chain, layer: int) -> list[Array]:
+    """Feasible multipliers for layer ``layer``'s certificate from ECLipsE-Fast: rho_k l_t on every neuron of
+    stage t (``cheap.eclipse_fast``; LipSDP's T = l_t / 2 I enters as 2 v^T T w - 2 w^T T w, our lambda is
+    2 T, scaled by rho_k), so that rho*(Lambda) <= the ECLipsE-Fast bound squared."""
+    from unfoldkit.theory.lipschitz.cheap import eclipse_fast
+
+    bounds, ls = eclipse_fast(chain)
+    rho = float(bounds[layer - 1]) ** 2
+    t_k = chain.readout_stage[layer - 1]
+    return [np.full(st.num_neurons, rho * ls[t]) for t, st in enumerate(chain.stages[:t_k])]
+
+
+def optimize_multipliers(chain: Chain, readout: Array, *, iters: int = 300, lr: float = 0.02,
+                         init: list[Array] | None = None, time_limit: float | None = None) -> tuple[list[Array], dict]:
+    """Minimise rho*(Lambda) over Lambda = exp(theta) > 0 with Adam (torch autograd through the elimination).
+
+    A step that leaves the certified region (an H_ww not negative definite) is undone and the learning rate
+    halved. Returns the best multipliers found and a trace summary."""
+    lam0 = init if init is not None else initial_multipliers(chain, readout)
+    thetas = [torch.tensor(np.log(np.maximum(x, 1e-300)), dtype=torch.float64, requires_grad=True) for x in lam0]
+    params = [t for t in thetas if t.numel()]
+    opt = torch.optim.Adam(params, lr=lr)
+    best, best_rho, rejected, done = [x.copy() for x in lam0], np.inf, 0, 0
+    start = time.perf_counter()
+    prev = [t.detach().clone() for t in thetas]
+    for it in range(iters):
+        if time_limit is not None and time.perf_counter() - start > time_limit:
+            break
+        opt.zero_grad()
+        try:
+            v0, _ = _eliminate(chain, readout, [torch.exp(t) for t in thetas], torch)
+            rho = torch.linalg.eigvalsh(v0)[-1]
+        except CertificateError:
+            with torch.no_grad():
+                for t, p in zip(thetas, prev):
+                    t.copy_(p)
+            rejected += 1
+            for group in opt.param_groups:
+                group["lr"] = max(group["lr"] * 0.5, 1e-4)
+            continue
+        done = it + 1
+        if float(rho.detach()) < best_rho:
+            best_rho = float(rho.detach())
+            best = [np.exp(t.detach().numpy()) for t in thetas]
+        prev = [t.detach().clone() for t in thetas]
+        rho.backward()
+        opt.step()
+    return best, {"iterations": done, "rejected_steps": rejected, "optimizer_rho": best_rho,
+                  "seconds": time.perf_counter() - start}
+
+
+def monolithic_size(chain: Chain) -> int:
+    """Size of the monolithic LipSDP LMI: m + number of neurons."""
+    return chain.input_dim + chain.num_neurons
+
+
+def cvxpy_multipliers(chain: Chain, readout: Array, solver: str = "CLARABEL",
+                      **solver_options: Any) -> tuple[list[Array], dict]:
+    """Solve the monolithic LipSDP-Neuron LMI (*) with cvxpy: minimise rho over (rho, lambda >= 0).
+
+    xi = (dy, dw_0, ..., dw_{T-1}); s_t = A_t dy + sum_j B_{t,j} dw_j is built exactly. Returns the
+    multipliers and the solver evidence (status, solver rho, seconds); CertificateError on a failed solve."""
+    import cvxpy as cp
+
+    m = chain.input_dim
+    sizes = [st.num_neurons for st in chain.stages]
+    offs = np.concatenate([[m], m + np.cumsum(sizes)]).astype(int)
+    dim = int(offs[-1])
+    d0 = chain.stages[0].state_dim
+    s_map = np.zeros((d0, dim))  # s_t as a map of xi
+    terms, lams = [], []
+    y_sel = np.zeros((m, dim))
+    y_sel[:, :m] = np.eye(m)
+    for t, st in enumerate(chain.stages):
+        vmap = st.P @ s_map + st.Q @ y_sel
+        wsel = np.zeros((st.num_neurons, dim))
+        wsel[:, offs[t]:offs[t + 1]] = np.eye(st.num_neurons)
+        s_map = st.R @ wsel + st.S @ s_map + st.T @ y_sel
+        if st.num_neurons:
+            lam = cp.Variable(st.num_neurons, nonneg=True)
+            lams.append(lam)
+            left = wsel - st.lo[:, None] * vmap
+            right = st.hi[:, None] * vmap - wsel
+            terms.append(left.T @ cp.diag(lam) @ right)
+        else:
+            lams.append(None)
+    out = readout @ s_map
+    rho = cp.Variable()
+    g = out.T @ out + sum(terms)
+    lmi = rho * (y_sel.T @ y_sel) - (g + g.T) / 2.0
+    prob = cp.Problem(cp.Minimize(rho), [(lmi + lmi.T) / 2.0 >> 0])
+    start = time.perf_counter()
+    try:
+        prob.solve(solver=solver, **solver_options)
+    except Exception as err:  # cvxpy.SolverError and solver crashes
+        raise CertificateError(f"cvxpy/{solver} failed: {type(err).__name__}: {err}") from None
+    seconds = time.perf_counter() - start
+    if prob.status not in ("optimal", "optimal_inaccurate") or rho.value is None:
+        raise CertificateError(f"cvxpy/{solver} returned status {prob.status}")
+    mult = [np.zeros(0) if x is None else np.maximum(np.asarray(x.value, dtype=np.float64), 0.0) for x in lams]
+    return mult, {"solver": solver, "status": prob.status, "solver_rho": float(rho.value), "seconds": seconds,
+                  "lmi_size": dim}
+
+
+def lmi_min_eigenvalue(chain: Chain, readout: Array, lambdas: list[Array], rho: float) -> float:
+    """The smallest eigenvalue of the monolithic LMI matrix of (*) at (rho, Lambda), recomputed from the data
+    (>= 0 certifies); for small chains only (it forms the (m + N) x (m + N) matrix)."""
+    m = chain.input_dim
+    sizes = [st.num_neurons for st in chain.stages]
+    offs = np.concatenate([[m], m + np.cumsum(sizes)]).astype(int)
+    dim = int(offs[-1])
+    y_sel = np.zeros((m, dim))
+    y_sel[:, :m] = np.eye(m)
+    s_map = np.zeros((chain.stages[0].state_dim, dim))
+    g = np.zeros((dim, dim))
+    for t, st in enumerate(chain.stages):
+        vmap = st.P @ s_map + st.Q @ y_sel
+        wsel = np.zeros((st.num_neurons, dim))
+        wsel[:, offs[t]:offs[t + 1]] = np.eye(st.num_neurons)
+        if st.num_neurons:
+            g += (wsel - st.lo[:, None] * vmap).T @ (lambdas[t][:, None] * (st.hi[:, None] * vmap - wsel))
+        s_map = st.R @ wsel + st.S @ s_map + st.T @ y_sel
+    out = readout @ s_map
+    g = out.T @ out + g
+    lmi = rho * (y_sel.T @ y_sel) - (g + g.T) / 2.0
+    return float(np.linalg.eigvalsh(lmi)[0])
