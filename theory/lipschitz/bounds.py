@@ -27,6 +27,7 @@ from unfoldkit.theory.lipschitz.cheap import eclipse_fast_bound, liplt_bound, na
 from unfoldkit.theory.lipschitz.lower import lipschitz_lower_bound
 from unfoldkit.theory.lipschitz.structure import Chain, NoFiniteConstant, NotCovered, chain_of
 from unfoldkit.unrolled.models import UnfoldedModel
+from unfoldkit.unrolled.training.threads import limit_threads
 
 Array = np.ndarray
 
@@ -111,12 +112,19 @@ def _layers(spec: str | Iterable[int], num_layers: int) -> list[int]:
     return out
 
 
-def sdp_bound(chain: Chain, layer: int, *, solver: str = "structured", optimize: bool = True, iters: int = 60,
-              time_limit: float | None = None) -> cert.Certificate:
+def sdp_bound(chain: Chain, layer: int, *, solver: str = "structured", optimize: bool = True, iters: int = 300,
+              time_limit: float | None = None, threads: int | None = 1) -> cert.Certificate:
     """The LipSDP-Neuron certificate of layer ``layer`` (certificate.py), its bound recomputed from the data.
 
     Multipliers: ECLipsE-Fast's (always feasible) refined by first-order descent ("structured"), or cvxpy's
-    monolithic solve ("clarabel" / "scs", chains up to CVXPY_MAX_SIZE). Raises CertificateError on failure."""
+    monolithic solve ("clarabel" / "scs", chains up to CVXPY_MAX_SIZE). Raises CertificateError on failure.
+    ``threads`` as in ``lipschitz_bounds``."""
+    with limit_threads(threads):
+        return _sdp_bound(chain, layer, solver, optimize, iters, time_limit)
+
+
+def _sdp_bound(chain: Chain, layer: int, solver: str, optimize: bool, iters: int,
+               time_limit: float | None) -> cert.Certificate:
     sub = chain.truncated(layer)
     c = sub.readouts[-1]
     evidence: dict[str, Any] = {"solver": solver, "lmi_size": cert.monolithic_size(sub)}
@@ -156,9 +164,9 @@ def sdp_bound(chain: Chain, layer: int, *, solver: str = "structured", optimize:
 
 def lipschitz_bounds(model: Any, *, methods: Sequence[str] = METHODS, sdp_solver: str = "structured",
                      sdp_layers: str | Iterable[int] = "all", sdp_optimize: str | Iterable[int] = "last",
-                     sdp_iters: int = 60, sdp_time_limit: float | None = None, lower: bool = True,
+                     sdp_iters: int = 300, sdp_time_limit: float | None = None, lower: bool = True,
                      lower_options: dict[str, Any] | None = None, seed: int = 0,
-                     input_dim: int | None = None) -> LipschitzBounds:
+                     input_dim: int | None = None, threads: int | None = 1) -> LipschitzBounds:
     """Upper bounds by method, the attained lower bound and their ratio, for every layer k of y -> x_k.
 
     ``model``: an ``UnfoldedModel`` (white box: every method), or a torch callable y (B, m) -> (K, B, n)
@@ -167,8 +175,18 @@ def lipschitz_bounds(model: Any, *, methods: Sequence[str] = METHODS, sdp_solver
     layer numbers), its multipliers optimised for ``sdp_optimize`` (the others keep ECLipsE-Fast's
     multipliers, still a certificate recomputed from the data) with ``sdp_iters`` descent steps (or
     ``sdp_time_limit`` seconds per layer). A failed SDP warns and leaves that layer to the cheap bounds.
-    ``lower_options`` go to ``lower.lipschitz_lower_bound`` (seeded by ``seed``).
+    ``lower_options`` go to ``lower.lipschitz_lower_bound`` (seeded by ``seed``). ``threads``: torch and
+    BLAS threads for the computation (default 1: the matrices are small and several threads contending on
+    a shared machine were measured 10-40x slower; None leaves the settings alone).
     """
+    with limit_threads(threads):
+        return _lipschitz_bounds(model, methods, sdp_solver, sdp_layers, sdp_optimize, sdp_iters, sdp_time_limit,
+                                 lower, lower_options, seed, input_dim)
+
+
+def _lipschitz_bounds(model: Any, methods: Sequence[str], sdp_solver: str, sdp_layers: Any, sdp_optimize: Any,
+                      sdp_iters: int, sdp_time_limit: float | None, lower: bool,
+                      lower_options: dict[str, Any] | None, seed: int, input_dim: int | None) -> LipschitzBounds:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown Lipschitz method(s) {unknown}; known: {', '.join(METHODS)}")
@@ -204,8 +222,7 @@ def lipschitz_bounds(model: Any, *, methods: Sequence[str] = METHODS, sdp_solver
             opt = set(_layers(sdp_optimize, chain.num_layers))
             for k in _layers(sdp_layers, chain.num_layers):
                 try:
-                    c = sdp_bound(chain, k, solver=sdp_solver, optimize=k in opt, iters=sdp_iters,
-                                  time_limit=sdp_time_limit)
+                    c = _sdp_bound(chain, k, sdp_solver, k in opt, sdp_iters, sdp_time_limit)
                     values[k - 1] = c.bound
                     per_layer[k] = c.evidence
                 except cert.CertificateError as err:

@@ -159,41 +159,72 @@ def eclipse_multipliers(chain: Chain, layer: int) -> list[Array]:
     return [np.full(st.num_neurons, rho * ls[t]) for t, st in enumerate(chain.stages[:t_k])]
 
 
-def optimize_multipliers(chain: Chain, readout: Array, *, iters: int = 300, lr: float = 0.02,
-                         init: list[Array] | None = None, time_limit: float | None = None) -> tuple[list[Array], dict]:
-    """Minimise rho*(Lambda) over Lambda = exp(theta) > 0 with Adam (torch autograd through the elimination).
+#: smoothing schedule of ``optimize_multipliers``: tau / rho for the soft maximum, then the exact lambda_max
+SMOOTHING = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 0.0)
 
-    A step that leaves the certified region (an H_ww not negative definite) is undone and the learning rate
-    halved. Returns the best multipliers found and a trace summary."""
+
+def _objective(chain: Chain, readout: Array, thetas: list[torch.Tensor], tau: float) -> tuple[Any, float]:
+    """(tau log sum exp(eig(V_0) / tau) (or lambda_max when tau = 0), lambda_max) at Lambda = exp(theta)."""
+    v0, _ = _eliminate(chain, readout, [torch.exp(t) for t in thetas], torch)
+    eig = torch.linalg.eigvalsh(v0)
+    top = float(eig[-1].detach())
+    if tau <= 0:
+        return eig[-1], top
+    return tau * torch.logsumexp(eig / tau, 0), top
+
+
+def optimize_multipliers(chain: Chain, readout: Array, *, iters: int = 300, init: list[Array] | None = None,
+                         time_limit: float | None = None) -> tuple[list[Array], dict]:
+    """Minimise rho*(Lambda) over Lambda = exp(theta) > 0 by normalised gradient descent with Armijo
+    backtracking (torch autograd through the elimination).
+
+    lambda_max is not smooth where eigenvalues of V_0 meet, so the descent runs on the soft maximum
+    tau log sum exp(eig / tau) >= lambda_max with tau / rho decreasing along ``SMOOTHING`` (``iters`` split
+    evenly), the last phase on lambda_max itself. A trial step that leaves the certified region (an H_ww
+    not negative definite) or does not decrease enough is halved; every accepted point is certified, so the
+    best one is returned. Convex in Lambda, not in theta: the result is an upper bound on the LipSDP
+    optimum, never below it (tests compare it with cvxpy's)."""
     lam0 = init if init is not None else initial_multipliers(chain, readout)
-    thetas = [torch.tensor(np.log(np.maximum(x, 1e-300)), dtype=torch.float64, requires_grad=True) for x in lam0]
-    params = [t for t in thetas if t.numel()]
-    opt = torch.optim.Adam(params, lr=lr)
-    best, best_rho, rejected, done = [x.copy() for x in lam0], np.inf, 0, 0
+    theta = [torch.tensor(np.log(np.maximum(x, 1e-300)), dtype=torch.float64) for x in lam0]
     start = time.perf_counter()
-    prev = [t.detach().clone() for t in thetas]
-    for it in range(iters):
-        if time_limit is not None and time.perf_counter() - start > time_limit:
-            break
-        opt.zero_grad()
-        try:
-            v0, _ = _eliminate(chain, readout, [torch.exp(t) for t in thetas], torch)
-            rho = torch.linalg.eigvalsh(v0)[-1]
-        except CertificateError:
-            with torch.no_grad():
-                for t, p in zip(thetas, prev):
-                    t.copy_(p)
-            rejected += 1
-            for group in opt.param_groups:
-                group["lr"] = max(group["lr"] * 0.5, 1e-4)
-            continue
-        done = it + 1
-        if float(rho.detach()) < best_rho:
-            best_rho = float(rho.detach())
-            best = [np.exp(t.detach().numpy()) for t in thetas]
-        prev = [t.detach().clone() for t in thetas]
-        rho.backward()
-        opt.step()
+    with torch.no_grad():
+        best_rho = _objective(chain, readout, theta, 0.0)[1]
+    best = [x.copy() for x in lam0]
+    done = rejected = 0
+    per_phase = max(iters // len(SMOOTHING), 1)
+    for ratio in SMOOTHING:
+        step = 0.5
+        for _ in range(per_phase):
+            if time_limit is not None and time.perf_counter() - start > time_limit:
+                break
+            trial = [t.clone().requires_grad_(True) for t in theta]
+            tau = ratio * best_rho
+            value, top = _objective(chain, readout, trial, tau)
+            value.backward()
+            grads = [t.grad for t in trial]
+            gnorm = float(torch.sqrt(sum((g * g).sum() for g in grads)))
+            done += 1
+            if gnorm == 0.0:
+                break
+            current, moved = float(value.detach()), False
+            while step > 1e-10:
+                cand = [t - step * g / gnorm for t, g in zip(theta, grads)]
+                try:
+                    with torch.no_grad():
+                        new_value, new_top = _objective(chain, readout, cand, tau)
+                except CertificateError:
+                    rejected += 1
+                    step *= 0.5
+                    continue
+                if float(new_value) < current - 1e-4 * step * gnorm:
+                    theta, moved = cand, True
+                    step *= 1.5
+                    if new_top < best_rho:
+                        best_rho, best = new_top, [np.exp(t.numpy()) for t in theta]
+                    break
+                step *= 0.5
+            if not moved:
+                break
     return best, {"iterations": done, "rejected_steps": rejected, "optimizer_rho": best_rho,
                   "seconds": time.perf_counter() - start}
 
@@ -210,34 +241,36 @@ def cvxpy_multipliers(chain: Chain, readout: Array, solver: str = "CLARABEL",
     xi = (dy, dw_0, ..., dw_{T-1}); s_t = A_t dy + sum_j B_{t,j} dw_j is built exactly. Returns the
     multipliers and the solver evidence (status, solver rho, seconds); CertificateError on a failed solve."""
     import cvxpy as cp
+    import scipy.sparse as sp
 
     m = chain.input_dim
     sizes = [st.num_neurons for st in chain.stages]
     offs = np.concatenate([[m], m + np.cumsum(sizes)]).astype(int)
     dim = int(offs[-1])
-    d0 = chain.stages[0].state_dim
-    s_map = np.zeros((d0, dim))  # s_t as a map of xi
-    terms, lams = [], []
     y_sel = np.zeros((m, dim))
     y_sel[:, :m] = np.eye(m)
+    s_map = np.zeros((chain.stages[0].state_dim, dim))  # s_t as a map of xi
+    cols = []  # column i: vec of sym(l_i r_i^T), the term of neuron i (affine map lambda -> LMI)
     for t, st in enumerate(chain.stages):
         vmap = st.P @ s_map + st.Q @ y_sel
         wsel = np.zeros((st.num_neurons, dim))
         wsel[:, offs[t]:offs[t + 1]] = np.eye(st.num_neurons)
         s_map = st.R @ wsel + st.S @ s_map + st.T @ y_sel
-        if st.num_neurons:
-            lam = cp.Variable(st.num_neurons, nonneg=True)
-            lams.append(lam)
-            left = wsel - st.lo[:, None] * vmap
-            right = st.hi[:, None] * vmap - wsel
-            terms.append(left.T @ cp.diag(lam) @ right)
-        else:
-            lams.append(None)
+        left = wsel - st.lo[:, None] * vmap
+        right = st.hi[:, None] * vmap - wsel
+        for li, ri in zip(left, right):
+            l_s, r_s = sp.csr_matrix(li), sp.csr_matrix(ri)
+            g = (l_s.T @ r_s + r_s.T @ l_s) / 2.0
+            cols.append(sp.csr_matrix(g).reshape((dim * dim, 1)))
+    if not cols:  # a linear chain: nothing to solve, rho* is the y-block eigenvalue
+        return [np.zeros(0)] * len(sizes), {"solver": solver, "status": "linear chain (no multiplier)",
+                                            "lmi_size": dim}
     out = readout @ s_map
+    lam_all = cp.Variable(len(cols), nonneg=True)
     rho = cp.Variable()
-    g = out.T @ out + sum(terms)
-    lmi = rho * (y_sel.T @ y_sel) - (g + g.T) / 2.0
-    prob = cp.Problem(cp.Minimize(rho), [(lmi + lmi.T) / 2.0 >> 0])
+    terms = sp.hstack(cols).tocsr()
+    lin = rho * (y_sel.T @ y_sel) - out.T @ out - cp.reshape(terms @ lam_all, (dim, dim), order="C")
+    prob = cp.Problem(cp.Minimize(rho), [lin >> 0])
     start = time.perf_counter()
     try:
         prob.solve(solver=solver, **solver_options)
@@ -246,7 +279,8 @@ def cvxpy_multipliers(chain: Chain, readout: Array, solver: str = "CLARABEL",
     seconds = time.perf_counter() - start
     if prob.status not in ("optimal", "optimal_inaccurate") or rho.value is None:
         raise CertificateError(f"cvxpy/{solver} returned status {prob.status}")
-    mult = [np.zeros(0) if x is None else np.maximum(np.asarray(x.value, dtype=np.float64), 0.0) for x in lams]
+    lam_val = np.maximum(np.asarray(lam_all.value, dtype=np.float64), 0.0)
+    mult = list(np.split(lam_val, np.cumsum(sizes)[:-1]))
     return mult, {"solver": solver, "status": prob.status, "solver_rho": float(rho.value), "seconds": seconds,
                   "lmi_size": dim}
 
