@@ -1,7 +1,8 @@
 """LipSDP-Neuron for a ``Chain`` (skips from y into every stage), solved along the layer chain.
 
-LipSDP (Fazlyab, Robey, Hassani, Morari & Pappas, NeurIPS 2019, arXiv 1906.04893, Thm 2 with the
-neuron-wise multipliers T = diag(lambda)) for our chain: each neuron w_i = phi(v_i) slope-restricted in
+LipSDP (Fazlyab, Robey, Hassani, Morari & Pappas, NeurIPS 2019, arXiv 1906.04893; the multi-layer theorem,
+recalled as Thm 2, with the neuron-wise multipliers T = diag(lambda); the formulation is confirmed in the
+authors' code, digest 4.3) for our chain: each neuron w_i = phi(v_i) slope-restricted in
 [a_i, b_i] satisfies, for any two inputs, (dw_i - a_i dv_i)(b_i dv_i - dw_i) >= 0. With multipliers
 lambda >= 0 (one per neuron), if for every increment
 
