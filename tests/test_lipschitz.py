@@ -154,6 +154,7 @@ def test_sdp_structured_matches_cvxpy_and_is_certified() -> None:
     for cheap in (naive_bound, liplt_bound, eclipse_fast_bound):
         assert ref.bound <= cheap(chain)[-1] * (1 + REL)
     assert ours.bound <= eclipse_fast_bound(chain)[-1] * (1 + REL)  # ECLipsE's multipliers are its start
+    assert ours.bound <= naive_bound(chain)[-1] * (1 + REL)
 
 
 def test_certificate_rejects_bad_multipliers() -> None:
