@@ -129,14 +129,23 @@ def _sdp_bound(chain: Chain, layer: int, solver: str, optimize: bool, iters: int
     c = sub.readouts[-1]
     evidence: dict[str, Any] = {"solver": solver, "lmi_size": cert.monolithic_size(sub)}
     if solver == "structured":
-        try:
-            lam = cert.eclipse_multipliers(chain, layer)
-            rho0, _ = cert.certificate_value(sub, c, lam)
-            evidence["init"] = "eclipse-fast multipliers"
-        except cert.CertificateError:
-            lam = cert.initial_multipliers(sub, c)
-            rho0, _ = cert.certificate_value(sub, c, lam)
-            evidence["init"] = "greedy diagonal-dominance multipliers"
+        starts = {"eclipse-fast multipliers": lambda: cert.eclipse_multipliers(chain, layer),
+                  "naive-recursion multipliers": lambda: cert.naive_multipliers(chain, layer),
+                  "greedy diagonal-dominance multipliers": lambda: cert.initial_multipliers(sub, c)}
+        candidates = {}
+        for name, make in starts.items():
+            try:
+                cand = make()
+                if cand is not None:
+                    candidates[name] = (cert.certificate_value(sub, c, cand)[0], cand)
+            except (cert.CertificateError, np.linalg.LinAlgError):
+                continue
+        if not candidates:
+            raise cert.CertificateError("no starting multipliers certify")
+        name = min(candidates, key=lambda k: candidates[k][0])
+        rho0, lam = candidates[name]
+        evidence["init"] = name
+        evidence["start_bounds"] = {k: math.sqrt(v[0]) for k, v in candidates.items()}
         evidence["init_bound"] = math.sqrt(rho0)
         if optimize and sub.num_neurons:
             lam, info = cert.optimize_multipliers(sub, c, iters=iters, init=lam, time_limit=time_limit)

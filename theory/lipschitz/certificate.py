@@ -164,6 +164,55 @@ def eclipse_multipliers(chain: Chain, layer: int) -> list[Array]:
 SMOOTHING = (1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 0.0)
 
 
+def naive_multipliers(chain: Chain, layer: int) -> list[Array] | None:
+    """Uniform multipliers per stage whose certificate is at most the naive bound (``cheap.naive_bound``).
+
+    [derived] Keep a diagonal majorant diag(p I_y, q I_s) of the storage form V_{t+1}. With the naive terms
+    a1 = ||R|| ||P|| L_t, a2 = ||R|| ||Q||, a3 = ||S|| L_t, a4 = ||T|| (L_t the naive constant of s_t,
+    A = sum a_i) and the weighted Cauchy-Schwarz split (sum x_i)^2 <= sum x_i^2 / w_i, w_i = a_i / A (equality
+    on the naive recursion's aligned case), the multiplier lambda_t = 2 q ||R||^2 / w_R (w_R = w_1 + w_2)
+    gives, for neurons slope-restricted in [0, 1], H_ww <= -(q ||R||^2 / w_R) I < 0 and
+    q_t = q (||R P||^2 / (w_R beta) + ||S||^2 / w_3), p_t = p + q (||R Q||^2 / (w_R (1 - beta)) + ||T||^2 / w_4)
+    with beta = a1 / (a1 + a2) (norms as products of norms), ending at p_0 = naive^2. The exact elimination
+    with these multipliers is then <= naive^2. None when a stage has slopes other than [0, 1]."""
+    from unfoldkit.theory.lipschitz.cheap import spectral_norm
+
+    t_k = chain.readout_stage[layer - 1]
+    stages = chain.stages[:t_k]
+    if any(st.num_neurons and (np.any(st.lo != 0) or np.any(st.hi != 1)) for st in stages):
+        return None
+    norms, lips, lip = [], [], 0.0
+    for st in stages:  # forward: the naive constants L_t of s_t and the four terms
+        nr, np_, nq, ns, nt = (spectral_norm(x) for x in (st.R, st.P, st.Q, st.S, st.T))
+        if not st.num_neurons:
+            nr = np_ = nq = 0.0
+        terms = np.array([nr * np_ * lip, nr * nq, ns * lip, nt])
+        norms.append((nr, np_, nq, ns, nt, terms))
+        lips.append(lip)
+        lip = float(terms.sum())
+    q = spectral_norm(chain.readouts[layer - 1]) ** 2
+    lams: list[Array] = [np.zeros(0)] * len(stages)
+    for t in range(len(stages) - 1, -1, -1):
+        nr, np_, nq, ns, nt, a = norms[t]
+        total = float(a.sum())
+        if total <= 0.0:
+            return None
+        w = a / total
+        w_r = w[0] + w[1]
+        q_new = 0.0
+        if stages[t].num_neurons:
+            if w_r <= 0.0:
+                return None
+            lams[t] = np.full(stages[t].num_neurons, 2.0 * q * nr ** 2 / w_r)
+            beta = a[0] / (a[0] + a[1])
+            if a[0] > 0:
+                q_new += q * (nr * np_) ** 2 / (w_r * beta)
+        if a[2] > 0:
+            q_new += q * ns ** 2 / w[2]
+        q = q_new
+    return lams
+
+
 def _objective(chain: Chain, readout: Array, thetas: list[torch.Tensor], tau: float) -> tuple[Any, float]:
     """(tau log sum exp(eig(V_0) / tau) (or lambda_max when tau = 0), lambda_max) at Lambda = exp(theta)."""
     v0, _ = _eliminate(chain, readout, [torch.exp(t) for t in thetas], torch)
