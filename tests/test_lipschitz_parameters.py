@@ -215,7 +215,7 @@ def test_errors(problem: SparseRecovery) -> None:
         parameter_lipschitz(lista, B, -0.1)
     with pytest.raises(ValueError, match="radius"):
         parameter_lipschitz(lista, B, {"W1": 0.1, "W2": -1.0})
-    with pytest.raises(ValueError, match="unknown radius"):
+    with pytest.raises(ValueError, match="radius: unknown group"):
         parameter_lipschitz(lista, B, {"gamma": 0.1})
     with pytest.raises(ValueError, match=r"threshold\[0\]"):
         parameter_lipschitz(lista, B, 1.0)   # thresholds lam/L ~ 0.024 < 1

@@ -108,7 +108,7 @@ from scipy import integrate, optimize
 from unfoldkit.theory.bound import Assumption
 from unfoldkit.theory.generalization.loss import clipped_nmse
 from unfoldkit.theory.generalization.result import GeneralizationBound
-from unfoldkit.theory.lipschitz.parameters import NOT_COVERED, parameter_lipschitz
+from unfoldkit.theory.lipschitz.parameters import NOT_COVERED, group_radii, parameter_lipschitz
 from unfoldkit.unrolled.models.alista import Alista
 from unfoldkit.unrolled.models.learned_step import IstaLearnedStep
 from unfoldkit.unrolled.models.lista import Lista, ListaCP, ListaCPSS
@@ -275,20 +275,6 @@ def block_values(model: Any, blocks: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def _fixed_radius(param_radius: Any, groups: list[str]) -> dict[str, float]:
-    if isinstance(param_radius, dict):
-        unknown = sorted(set(param_radius) - set(groups))
-        if unknown:
-            raise ValueError(f"param_radius has unknown group(s) {unknown}; the groups are {groups}")
-        rad = {g: param_radius.get(g, 0.0) for g in groups}
-    else:
-        rad = {g: param_radius for g in groups}
-    for g, r in rad.items():
-        if isinstance(r, bool) or not isinstance(r, Real) or not math.isfinite(r) or r < 0:
-            raise ValueError(f"param_radius[{g!r}] must be a finite real >= 0, got {r!r}")
-    return {g: float(r) for g, r in rad.items()}
-
-
 # -- input checks --------------------------------------------------------------------------------------------
 def _as_batch(a: Any, name: str, width: int) -> torch.Tensor:
     try:
@@ -382,7 +368,7 @@ def covering_bound(model: Any, train_y: Any, train_x: Any, *, data_radius: float
             radius[g], r_index[g] = (0.0 if j is None else 2.0 ** j), j
             r_weight *= radius_weight(j)
     else:
-        radius, r_index, r_weight = _fixed_radius(param_radius, groups), None, 1.0
+        radius, r_index, r_weight = group_radii(param_radius, groups, "param_radius"), None, 1.0
     lip_radius = {g: (0.0 if g in THRESHOLD_GROUPS else radius[g]) for g in groups}
 
     # data: norms, outputs, losses

@@ -284,6 +284,25 @@ def monolithic_size(chain: Chain) -> int:
     return chain.input_dim + chain.num_neurons
 
 
+def _run_monolithic(chain: Chain, visit: Any) -> tuple[Array, Array]:
+    """Walk the monolithic LipSDP variables xi = (dy, dw_0, ..., dw_{T-1}): call ``visit(t, stage, vmap,
+    wsel)`` with v_t as a map of xi and the selector of w_t; return (the y selector, s_T as a map of xi)."""
+    m = chain.input_dim
+    sizes = [st.num_neurons for st in chain.stages]
+    offs = np.concatenate([[m], m + np.cumsum(sizes)]).astype(int)
+    dim = int(offs[-1])
+    y_sel = np.zeros((m, dim))
+    y_sel[:, :m] = np.eye(m)
+    s_map = np.zeros((chain.stages[0].state_dim, dim))  # s_t as a map of xi
+    for t, st in enumerate(chain.stages):
+        vmap = st.P @ s_map + st.Q @ y_sel
+        wsel = np.zeros((st.num_neurons, dim))
+        wsel[:, offs[t]:offs[t + 1]] = np.eye(st.num_neurons)
+        visit(t, st, vmap, wsel)
+        s_map = st.R @ wsel + st.S @ s_map + st.T @ y_sel
+    return y_sel, s_map
+
+
 def cvxpy_multipliers(chain: Chain, readout: Array, solver: str = "CLARABEL",
                       **solver_options: Any) -> tuple[list[Array], dict]:
     """Solve the monolithic LipSDP-Neuron LMI (*) with cvxpy: minimise rho over (rho, lambda >= 0).
@@ -293,25 +312,19 @@ def cvxpy_multipliers(chain: Chain, readout: Array, solver: str = "CLARABEL",
     import cvxpy as cp
     import scipy.sparse as sp
 
-    m = chain.input_dim
     sizes = [st.num_neurons for st in chain.stages]
-    offs = np.concatenate([[m], m + np.cumsum(sizes)]).astype(int)
-    dim = int(offs[-1])
-    y_sel = np.zeros((m, dim))
-    y_sel[:, :m] = np.eye(m)
-    s_map = np.zeros((chain.stages[0].state_dim, dim))  # s_t as a map of xi
+    dim = chain.input_dim + sum(sizes)
     cols = []  # column i: vec of sym(l_i r_i^T), the term of neuron i (affine map lambda -> LMI)
-    for t, st in enumerate(chain.stages):
-        vmap = st.P @ s_map + st.Q @ y_sel
-        wsel = np.zeros((st.num_neurons, dim))
-        wsel[:, offs[t]:offs[t + 1]] = np.eye(st.num_neurons)
-        s_map = st.R @ wsel + st.S @ s_map + st.T @ y_sel
+
+    def visit(t: int, st: Any, vmap: Array, wsel: Array) -> None:
         left = wsel - st.lo[:, None] * vmap
         right = st.hi[:, None] * vmap - wsel
         for li, ri in zip(left, right):
             l_s, r_s = sp.csr_matrix(li), sp.csr_matrix(ri)
             g = (l_s.T @ r_s + r_s.T @ l_s) / 2.0
             cols.append(sp.csr_matrix(g).reshape((dim * dim, 1)))
+
+    y_sel, s_map = _run_monolithic(chain, visit)
     if not cols:  # a linear chain: nothing to solve, rho* is the y-block eigenvalue
         return [np.zeros(0)] * len(sizes), {"solver": solver, "status": "linear chain (no multiplier)",
                                             "lmi_size": dim}
@@ -338,21 +351,14 @@ def cvxpy_multipliers(chain: Chain, readout: Array, solver: str = "CLARABEL",
 def lmi_min_eigenvalue(chain: Chain, readout: Array, lambdas: list[Array], rho: float) -> float:
     """The smallest eigenvalue of the monolithic LMI matrix of (*) at (rho, Lambda), recomputed from the data
     (>= 0 certifies); for small chains only (it forms the (m + N) x (m + N) matrix)."""
-    m = chain.input_dim
-    sizes = [st.num_neurons for st in chain.stages]
-    offs = np.concatenate([[m], m + np.cumsum(sizes)]).astype(int)
-    dim = int(offs[-1])
-    y_sel = np.zeros((m, dim))
-    y_sel[:, :m] = np.eye(m)
-    s_map = np.zeros((chain.stages[0].state_dim, dim))
+    dim = chain.input_dim + chain.num_neurons
     g = np.zeros((dim, dim))
-    for t, st in enumerate(chain.stages):
-        vmap = st.P @ s_map + st.Q @ y_sel
-        wsel = np.zeros((st.num_neurons, dim))
-        wsel[:, offs[t]:offs[t + 1]] = np.eye(st.num_neurons)
+
+    def visit(t: int, st: Any, vmap: Array, wsel: Array) -> None:
         if st.num_neurons:
-            g += (wsel - st.lo[:, None] * vmap).T @ (lambdas[t][:, None] * (st.hi[:, None] * vmap - wsel))
-        s_map = st.R @ wsel + st.S @ s_map + st.T @ y_sel
+            g[:] += (wsel - st.lo[:, None] * vmap).T @ (lambdas[t][:, None] * (st.hi[:, None] * vmap - wsel))
+
+    y_sel, s_map = _run_monolithic(chain, visit)
     out = readout @ s_map
     g = out.T @ out + g
     lmi = rho * (y_sel.T @ y_sel) - (g + g.T) / 2.0

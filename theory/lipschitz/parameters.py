@@ -120,17 +120,19 @@ def _norm(a: Any) -> float:
     return 0.0 if a.size == 0 else float(np.linalg.norm(a, 2)) * (1.0 + NORM_MARGIN)
 
 
-def _radii(radius: float | dict[str, float], groups: list[str], family: str) -> dict[str, float]:
+def group_radii(radius: float | dict[str, float], groups: list[str], label: str = "radius") -> dict[str, float]:
+    """One radius per parameter group from a number (every group) or a dict (missing groups: 0); ValueError
+    naming ``label`` for an unknown group or a radius that is not a finite real >= 0."""
     if isinstance(radius, dict):
         unknown = sorted(set(radius) - set(groups))
         if unknown:
-            raise ValueError(f"{family}: unknown radius group(s) {unknown}; its groups are {groups}")
+            raise ValueError(f"{label}: unknown group(s) {unknown}; the groups are {groups}")
         out = {g: radius.get(g, 0.0) for g in groups}
     else:
         out = {g: radius for g in groups}
     for g, r in out.items():
         if isinstance(r, bool) or not isinstance(r, Real) or not math.isfinite(r) or r < 0:
-            raise ValueError(f"radius[{g!r}] must be a finite real >= 0, got {r!r}")
+            raise ValueError(f"{label}[{g!r}] must be a finite real >= 0, got {r!r}")
     return {g: float(r) for g, r in out.items()}
 
 
@@ -279,7 +281,7 @@ def parameter_lipschitz(model: Any, data_radius: float,
         raise ValueError(f"data_radius must be a finite real > 0, got {data_radius!r}")
     b_y = float(data_radius)
     groups, sizes = _groups_and_sizes(model)
-    rad = _radii(radius, groups, model.family)
+    rad = group_radii(radius, groups, f"{model.family}: radius")
     with torch.no_grad():
         if isinstance(model, Lista):
             layers = _lista(model, {"W2": 0.0, **rad})

@@ -194,11 +194,15 @@ def _lam(problem: LinearInverseProblem) -> float:
     return float(problem.lam) if isinstance(problem, SparseRecovery) else 0.0
 
 
+def _one_stage_per_layer(stages: list[Stage], readout: Array, m: int, family: str) -> Chain:
+    """A chain whose layer k is stage k, every layer read out by the same matrix."""
+    return Chain(stages, list(range(1, len(stages) + 1)), [readout] * len(stages), m, family)
+
+
 def _layered_chain(model: UnfoldedModel, layers: list[tuple[Array, Array, Array]]) -> Chain:
     stages = [_soft_stage(w1, w2, th, model.family) for w1, w2, th in layers]
-    n = layers[0][0].shape[0]
-    return Chain(stages, list(range(1, len(stages) + 1)), [np.eye(n)] * len(stages), layers[0][0].shape[1],
-                 model.family)
+    n, m = layers[0][0].shape
+    return _one_stage_per_layer(stages, np.eye(n), m, model.family)
 
 
 def _fista_chain(model: UnfoldedModel, steps: Array, betas: Array, theta: Array) -> Chain:
@@ -213,8 +217,7 @@ def _fista_chain(model: UnfoldedModel, steps: Array, betas: Array, theta: Array)
         stages.append(Stage(np.hstack([(1 + b) * w2, -b * w2]), g * a.T, np.vstack([np.eye(n), zero]),
                             np.block([[zero, zero], [np.eye(n), zero]]), np.zeros((2 * n, m)), lo, hi,
                             theta=np.broadcast_to(theta[k], (n,)).astype(np.float64)).folded())
-    c = np.hstack([np.eye(n), np.zeros((n, n))])
-    return Chain(stages, list(range(1, len(stages) + 1)), [c] * len(stages), m, model.family)
+    return _one_stage_per_layer(stages, np.hstack([np.eye(n), np.zeros((n, n))]), m, model.family)
 
 
 def _admm_chain(model: AdmmUnfolded) -> Chain:
@@ -232,8 +235,7 @@ def _admm_chain(model: AdmmUnfolded) -> Chain:
         lo, hi = _thresholds(model.family, th, n)
         stages.append(Stage(pk, qk, np.vstack([np.eye(n), -np.eye(n)]), np.vstack([np.zeros((n, 2 * n)), pk]),
                             np.vstack([np.zeros((n, m)), qk]), lo, hi, theta=np.full(n, th)).folded())
-    c = np.hstack([np.eye(n), np.zeros((n, n))])
-    return Chain(stages, list(range(1, len(stages) + 1)), [c] * len(stages), m, model.family)
+    return _one_stage_per_layer(stages, np.hstack([np.eye(n), np.zeros((n, n))]), m, model.family)
 
 
 def _gd_chain(model: GdUnfolded) -> Chain:
@@ -242,7 +244,7 @@ def _gd_chain(model: GdUnfolded) -> Chain:
     n, m = p.n, p.m
     stages = [Stage(np.zeros((0, n)), np.zeros((0, m)), np.zeros((n, 0)), np.eye(n) - g * a.T @ a, g * a.T,
                     np.zeros(0), np.zeros(0)) for g in _np(model.step)]
-    return Chain(stages, list(range(1, len(stages) + 1)), [np.eye(n)] * len(stages), m, model.family)
+    return _one_stage_per_layer(stages, np.eye(n), m, model.family)
 
 
 def _correction_chain(model: IstaCorrection) -> Chain:
