@@ -8,8 +8,9 @@ Grid: LISTA with ISTA's weights (``Lista.from_classical``) and ALISTA with its a
 no support selection (``Alista(problem, K, percent=0, max_percent=0)``) on ``SparseRecovery(m = n/2, n)``
 (seeded), for n in NS and K in KS, in float64. Per cell, one ``theory.lipschitz.lipschitz_bounds`` call:
 the naive recursion, LipLT, ECLipsE-Fast and the SDP certificate (structured solver, last layer only;
-multipliers optimised by first-order descent where n <= SDP_OPTIMIZE_MAX_N, otherwise ECLipsE-Fast's
-multipliers: a certificate recomputed from the data, not optimised), and the attained lower bound (modest
+multipliers optimised by first-order descent where n <= ``sdp_optimize_max_n``, otherwise the initial
+multipliers, the best of the API's starts (ECLipsE-Fast's, the naive recursion's): a certificate recomputed
+from the data, not optimised; the table names the start), and the attained lower bound (modest
 search options, smaller ones from n = SMALL_LOWER_FROM_N on). Per method: its bound on Lip(y -> x_K), its
 ratio to the lower bound and its wall time (``seconds`` of the result); per cell: the lower bound and its
 time, the model's construction time (ALISTA's weight included) and the peak memory. Every (model, n) runs
@@ -139,8 +140,8 @@ def cell(family: str, n: int, num_layers: int, cfg: dict[str, Any], threads: int
         methods[name] = {"value": _finite(value), "ratio": _finite(value / lower) if lower > 0 else None,
                          "seconds": r.seconds.get(name)}
     sdp = r.evidence.get("sdp", {}).get(num_layers, {})
-    methods["sdp"]["mode"] = "optimised" if optimize == "last" else "ECLipsE-initialised, not optimised"
-    methods["sdp"]["evidence"] = _scalars(sdp)
+    methods["sdp"]["mode"] = "optimised" if optimize == "last" else "initial certificate, not optimised"
+    methods["sdp"]["evidence"] = {**_scalars(sdp), "start_bounds": sdp.get("start_bounds")}
     peak = peak_rss_bytes()
     return {"family": family, "n": n, "m": n // 2, "K": num_layers, "status": "done", "finite": r.finite,
             "reason": r.reason, "methods": methods, "lower": lower, "lower_seconds": r.seconds.get("lower"),
@@ -285,11 +286,13 @@ def _method_cell(m: dict[str, Any]) -> str:
 def table(doc: dict[str, Any]) -> str:
     cfg = doc["config"]
     sess = doc["sessions"][-1]["machine"]
+    commits = ", ".join(sorted({str((s.get("code") or {}).get("commit")) for s in doc["sessions"]}))
     lines = [f"Lipschitz bounds of y -> x_K (l2), last layer K; mode {cfg['mode']}, seed {cfg['seed']}, "
-             f"{sess['cpu_count']} CPU(s), torch threads {sess['torch_threads']}",
+             f"{sess['cpu_count']} CPU(s), torch threads {sess['torch_threads']}; code at commit(s) {commits}",
              "Each method: bound (bound / attained lower) wall time. SDP: structured solver, last layer only; "
              f"multipliers optimised ({cfg['sdp_iters']} descent steps) where n <= {cfg['sdp_optimize_max_n']}, "
-             "else the ECLipsE-Fast-initialised certificate, NOT optimised (SDP mode column).",
+             "else the initial certificate, NOT optimised (SDP mode column; its start: the best of the "
+             "ECLipsE-Fast and naive-recursion multipliers).",
              f"Lower: attained lower bound, search starts/ascent steps {cfg['lower_modest'][0]}/"
              f"{cfg['lower_modest'][1]} (n < {cfg['small_lower_from_n']}), {cfg['lower_small'][0]}/"
              f"{cfg['lower_small'][1]} from n = {cfg['small_lower_from_n']} on. Peak: worker's peak RSS above its "
@@ -307,7 +310,8 @@ def table(doc: dict[str, Any]) -> str:
             lines.append(table_row([r["family"], r["n"], r["m"], r["K"], f"{r['status']}: {r.get('error', '')[:60]}",
                                     *[""] * (len(head) - 5)]))
             continue
-        sdp_mode = "optimised" if r["methods"]["sdp"]["mode"] == "optimised" else "not optimised"
+        start = str(r["methods"]["sdp"]["evidence"].get("init", "?")).replace(" multipliers", "")
+        sdp_mode = ("optimised" if r["methods"]["sdp"]["mode"] == "optimised" else "not optimised") + f" ({start})"
         lines.append(table_row([r["family"], r["n"], r["m"], r["K"], *(_method_cell(r["methods"][m]) for m in METHODS),
                                 sdp_mode, f"{r['lower']:.4g}", fmt(r["lower_seconds"], ".1f"),
                                 fmt(r["build_seconds"], ".2f"), fmt(r.get("peak_rss_increase_mib"), ".0f")]))
@@ -339,13 +343,29 @@ def table(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def code_version() -> dict[str, Any]:
+    """The repository's commit and whether theory/lipschitz differs from it (the bounds' code changes
+    between commits, so a resumed run across commits mixes versions: each session records its own)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "theory/lipschitz"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "theory_lipschitz_modified": None}
+    return {"commit": head or None, "theory_lipschitz_modified": bool(dirty)}
+
+
 def run_benchmark(cfg: LipConfig, out_dir: str | Path, resume: bool = False, force: bool = False,
                   isolate: bool = True, threads: int = 1, log: Callable[[str], None] = log_stderr) -> dict[str, Any]:
     """The grid and the tightness rows; returns the JSON document (also written to ``out_dir`` after every
     cell). ``isolate``: each (model, n) in its own spawned worker (peak memory per cell, cells past
     ``cfg.cap_s`` killed); otherwise everything in this process (tests; no peak per cell)."""
     run = ResultFile(out_dir, BENCHMARK, FORMAT_VERSION, cfg.to_dict(), resume, machine(threads=threads),
-                     {"isolated": isolate}, force=force, cells={}, tightness={}, targets=[])
+                     {"isolated": isolate, "code": code_version()}, force=force, cells={}, tightness={}, targets=[])
     doc = run.doc
 
     def save() -> None:

@@ -49,6 +49,7 @@ def test_every_cell_every_method_above_the_lower_bound(tiny_run):
     assert "SDP certificate at n=100, K=16 under 60 s: not measured in this mode" in table
     assert "some certified bound at n=500, K=16 under 300 s: not measured in this mode" in table
     assert doc["sessions"][0]["wall_time_s"] > 0
+    assert set(doc["sessions"][0]["code"]) == {"commit", "theory_lipschitz_modified"}  # which bounds' code ran
 
 
 def test_tightness_rows_cover_every_layer(tiny_run):

@@ -9,8 +9,8 @@ the validation NMSE before and after is reported beside the relative change of t
 
 For each model, every layer k, in the l2 norm (``theory.lipschitz.lipschitz_bounds``, float64 copy):
 the certified upper bounds of the naive recursion, LipLT, ECLipsE-Fast and the LipSDP-Neuron certificate
-(structured solver, every layer; multipliers optimised at the layers of ``sdp_optimize``, elsewhere
-ECLipsE-Fast's, still a certificate recomputed from the data), and the attained lower bound (the largest
+(structured solver, every layer; multipliers optimised at the layers of ``sdp_optimize``, elsewhere the
+API's initial multipliers, still a certificate recomputed from the data), and the attained lower bound (the largest
 Jacobian norm / finite-difference ratio found). The true constant lies between the lower bound and the
 best upper bound; their ratio at the last layer is the figure's headline. A verdict per model checks that
 every certified upper bound stays above the attained lower bound at every layer (a violation is a bug).
