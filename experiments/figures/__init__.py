@@ -55,4 +55,7 @@ FIGURES: dict[str, Figure] = {figure.NAME: figure for figure in (
     Figure("pep-learned-steps",
            "learned GD step schedule: exact (PEP) worst case vs classical schedules vs its average case",
            f"{_PACKAGE}.pep_learned_steps"),
+    Figure("generalization",
+           "risk bounds (PAC-Bayes-kl, covering, trivial) vs measured test risk over m and K, per paradigm",
+           f"{_PACKAGE}.generalization"),
 )}
