@@ -310,9 +310,18 @@ def _unflat(theta: torch.Tensor, shapes: dict[str, torch.Size]) -> dict[str, tor
 
 
 def classical_prior(model: UnfoldedModel) -> UnfoldedModel:
-    """``type(model).from_classical(problem, K, ...)`` in float64 with the model's architecture arguments
-    (its ``config()`` entries that ``from_classical`` takes, without the initial values step / rho /
-    threshold / momentum): the classical algorithm, a function of the problem only."""
+    """The data-independent initialisation of ``model``'s architecture in float64: ``covering.classical_center``
+    where it covers the family (the one place that knows, e.g., that an analytic-W ALISTA starts at its
+    constructor's gamma = 1 with its own W~, not at the ISTA instance W = A), otherwise
+    ``type(model).from_classical(problem, K, ...)`` with the model's architecture arguments (its ``config()``
+    entries that ``from_classical`` takes, without the initial values step / rho / threshold / momentum):
+    the classical algorithm, a function of the problem only."""
+    from unfoldkit.theory.generalization.covering import classical_center
+
+    try:
+        return classical_center(model)
+    except NotImplementedError:
+        pass
     cls = type(model)
     accepted = inspect.signature(cls.from_classical).parameters
     kwargs = {k: v for k, v in model.config().items()
@@ -362,7 +371,7 @@ def _check_data(model: UnfoldedModel, y: Any, x: Any) -> tuple[torch.Tensor, tor
 class _Evaluator:
     """Risks (clipped loss / c, in [0, 1]) of parameter vectors of a float64 copy of the model."""
 
-    def __init__(self, model: UnfoldedModel, clip: float, chunk: int = 8192) -> None:
+    def __init__(self, model: UnfoldedModel, clip: float, chunk: int = 256) -> None:
         self.model = copy.deepcopy(model).to(torch.float64)
         self.params = learned_parameters(self.model)
         self.shapes = {k: v.shape for k, v in self.params.items()}
