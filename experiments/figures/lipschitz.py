@@ -72,12 +72,12 @@ class Config:
     test_size: int
 
 
-#: about a minute on 2 shared cores
+#: about 1-2 minutes on 2 shared cores
 QUICK = Config(m=20, n=40, num_layers=8, train_epochs=10, train_steps=20, batch_size=64, lr_lista=1e-3,
                lr_alista=5e-3, sdp_optimize="all", sdp_iters=300, lower_starts=8, lower_ascent_steps=20,
                test_size=500)
 #: the issue's tightness setting (m = 50, n = 100, K = 16); 100 descent steps per layer keep the 4 x 16 SDPs
-#: to about 10-15 minutes on 2 shared cores (300, the API's default, about three times that)
+#: to about 6 of the 8 minutes the full figure took on 2 shared cores (300, the API's default, about 3x that)
 FULL = Config(m=50, n=100, num_layers=16, train_epochs=40, train_steps=50, batch_size=64, lr_lista=1e-3,
               lr_alista=5e-3, sdp_optimize="all", sdp_iters=100, lower_starts=16, lower_ascent_steps=50,
               test_size=2000)
