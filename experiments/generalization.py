@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from unfoldkit.experiments.hunt import BACKENDS, parallel_backend
+from unfoldkit.experiments.hunt import BACKENDS, parallel_backend, saved_on_interrupt
 from unfoldkit.unrolled.io import jsonable, read_json, write_json
 
 RESULT = "generalization-sweep.json"
@@ -330,7 +330,7 @@ def sweep(settings: SweepSettings, out_dir: str | Path, *, workers: int = 1, bac
     start, wall0 = time.perf_counter(), float(doc.get("wall_s", 0.0))
     doc["status"] = "running"
     write_json(path, doc)
-    try:
+    with saved_on_interrupt(doc, path, wall0, start):
         for row in run_configs(settings, todo, workers=workers, backend=backend, scheduler=scheduler,
                                progress=progress):
             doc["rows"][row["key"]] = row
@@ -338,11 +338,6 @@ def sweep(settings: SweepSettings, out_dir: str | Path, *, workers: int = 1, bac
             write_json(path, doc)
             if on_row is not None:
                 on_row(row)
-    except KeyboardInterrupt:
-        doc["status"] = "interrupted"
-        doc["wall_s"] = wall0 + time.perf_counter() - start
-        write_json(path, doc)
-        raise
     failed = sorted(k for k, r in doc["rows"].items() if r.get("status") != "done")
     doc["status"] = "failed rows: " + ", ".join(failed) if failed else "done"
     doc["wall_s"] = wall0 + time.perf_counter() - start

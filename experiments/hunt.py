@@ -21,6 +21,19 @@ BACKENDS = ("loky", "dask", "ray")
 RESULT = "stress.json"
 
 
+
+@contextmanager
+def saved_on_interrupt(doc: dict[str, Any], path: Path, wall0: float, start: float) -> Iterator[None]:
+    """On Ctrl-C, mark the sweep document "interrupted" with its wall time and write it (atomically) before
+    re-raising, so that ``--resume`` continues from the last finished unit."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        doc["status"] = "interrupted"
+        doc["wall_s"] = wall0 + time.perf_counter() - start
+        write_json(path, doc)
+        raise
+
 def round_size(examples: int | None, workers: int, profile: str) -> int:
     """Examples per round: a quarter of a worker's share of ``examples`` in [10, 200] (so progress streams
     and a violation stops the sweep early); with a time budget, the profile's size (at least 10)."""
@@ -145,7 +158,7 @@ def hunt(target: str, out_dir: str | Path, *, examples: int | None = None, time_
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(path, doc)
-    try:
+    with saved_on_interrupt(doc, path, wall0, start):
         if workers == 1 and backend == "loky":
             for task in tasks():
                 fn, args, kwargs = task
@@ -155,11 +168,6 @@ def hunt(target: str, out_dir: str | Path, *, examples: int | None = None, time_
                 for res in joblib.Parallel(n_jobs=workers, return_as="generator_unordered",
                                            pre_dispatch="n_jobs")(tasks()):
                     merge(res)
-    except KeyboardInterrupt:
-        doc["status"] = "interrupted"
-        doc["wall_s"] = wall0 + time.perf_counter() - start
-        write_json(path, doc)
-        raise
     kinds = {c.get("kind") for c in doc["counterexamples"]}
     doc["status"] = "violation" if "violation" in kinds else "error" if kinds else "no violation"
     doc["wall_s"] = wall0 + time.perf_counter() - start
