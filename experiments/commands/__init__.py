@@ -7,6 +7,6 @@ OSError and reported by `unfoldkit.experiments.cli.main` as one line with exit s
 """
 from __future__ import annotations
 
-from unfoldkit.experiments.commands import listing, reproduce, stress, train
+from unfoldkit.experiments.commands import check, listing, reproduce, stress, train
 
-COMMANDS = (listing, reproduce, train, stress)
+COMMANDS = (listing, reproduce, train, stress, check)
