@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from unfoldkit.experiments.report import CheckInputs, build_report, report_exit_code, write_report
-from unfoldkit.experiments.report.build import LOWER_OPTIONS, MATCH_CAP, classical_match_depth
+from unfoldkit.experiments.report.build import LIPSCHITZ_OPTIONS, LOWER_OPTIONS, MATCH_CAP, classical_match_depth
 from unfoldkit.experiments.report.render import render_md
 from unfoldkit.proofs_check.stress_targets import _certified_lista_cp, _lista_instance
 from unfoldkit.theory.lipschitz import lipschitz_bounds
@@ -128,8 +128,7 @@ def test_numbers_equal_the_api(data):
     r = _report("lista-cp", data)
     model = _model("lista-cp", p)
     with limit_threads(1):
-        lb = lipschitz_bounds(model, sdp_layers="last", sdp_optimize="none", sdp_iters=100,
-                              lower_options=LOWER_OPTIONS[True], seed=0)
+        lb = lipschitz_bounds(model, **LIPSCHITZ_OPTIONS[True], lower_options=LOWER_OPTIONS[True], seed=0)
         traj = model.to(torch.float64).trajectory(test.y.double())
     best = [float(v) for v in lb.best_upper()]
     assert r["lipschitz"]["best_upper"] == pytest.approx(best, rel=1e-12)
