@@ -71,7 +71,9 @@ PAC_BAYES_BATCH = {False: 256, True: 128}
 LOWER_OPTIONS = {False: {"starts": 2, "ascent_steps": 2, "scales": [1e-3, 1e-1, 1.0, 1e2]},
                  True: {"starts": 2, "ascent_steps": 0, "scales": [1e-2, 1.0, 1e2]}}
 #: certified upper bounds: the SDP certificate of the last layer only (the cheap bounds cover every layer);
-#: its multipliers optimised for at most 10 s in full mode, ECLipsE-Fast's multipliers in quick mode
+#: in full mode its multipliers are optimised (at most 10 s) when the chain is small (n K <= SDP_OPTIMIZE_MAX),
+#: else ECLipsE-Fast's multipliers are kept (at n = 500, K = 16 one descent step alone took 51 s on one core)
+SDP_OPTIMIZE_MAX = 2000
 LIPSCHITZ_OPTIONS = {False: {"methods": ("naive", "liplt", "eclipse-fast", "sdp"), "sdp_layers": "last",
                              "sdp_optimize": "last", "sdp_iters": 300, "sdp_time_limit": 10.0},
                      True: {"methods": ("naive", "eclipse-fast", "sdp"), "sdp_layers": "last",
@@ -464,6 +466,8 @@ def _lipschitz_section(inp: CheckInputs, K: int, quick: bool, seed: int, rows: l
     opts: dict[str, Any] = {"lower_options": LOWER_OPTIONS[quick], "seed": seed}
     if model is not None:
         opts.update(LIPSCHITZ_OPTIONS[quick])
+        if not quick and int(inp.problem.n) * K > SDP_OPTIMIZE_MAX:
+            opts.update(sdp_optimize="none", sdp_time_limit=None)
         subject: Any = model
     else:
         subject = _lipschitz_map(inp.fn)

@@ -85,19 +85,19 @@ def tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
     err = report["error"]
     if err.get("available"):
         mm = err["model"]
-        hdr = ["layer", "model mean NMSE (dB)", "q5", "median", "q95", "worst"]
+        hdr = ["layer", "model mean NMSE (dB)", "q5 (dB)", "median (dB)", "q95 (dB)", "worst (dB)"]
         algs = list(err["classical"])
         hdr += [f"{a.upper()} mean (dB)" for a in algs]
         erows = []
         for i, k in enumerate(err["layers"]):
-            row = [str(k), fmt(mm["mean_db"][i]), fmt(mm["q05"][i]), fmt(mm["q50"][i]), fmt(mm["q95"][i]),
-                   fmt(mm["worst"][i])]
+            row = [str(k)] + [fmt(_db(mm[key][i])) for key in ("mean", "q05", "q50", "q95", "worst")]
             for a in algs:
                 c = err["classical"][a]["mean_db"]
                 row.append(fmt(c[k]) if k < len(c) else "n/a")
             erows.append(row)
         match = err["match"]
-        note = (f"NMSE per layer: mean = batch NMSE (in dB), quantiles and worst of the per-instance NMSE. "
+        note = (f"NMSE per layer in dB: mean = batch NMSE (sum of errors / sum of norms), quantiles and worst of "
+                f"the per-instance NMSE; the classical algorithms run with step 1/L. "
                 f"Depth to match the model's last layer (NMSE {fmt(match['target_nmse'])} on the first "
                 f"{match['samples']} samples): " + "; ".join(r["text"] for r in match["results"].values()))
         out.append(("Per-layer error", hdr, erows, note))
@@ -153,6 +153,16 @@ def tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
     t = report["timings"]
     out.append(("Timings (s)", list(t), [[fmt(v, 3) for v in t.values()]], ""))
     return out
+
+
+def _db(v: Any) -> Any:
+    """10 log10 of an NMSE for display (None stays None)."""
+    if v is None:
+        return None
+    f = _float(v)
+    if f > 0:
+        return 10.0 * np.log10(f)
+    return "-inf" if f == 0 else None
 
 
 def _last(a: Any) -> Any:
