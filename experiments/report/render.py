@@ -177,14 +177,15 @@ def _maxf(a: Any) -> Any:
 # ---- figures -----------------------------------------------------------------------------------------
 
 
-def figures(report: dict[str, Any]) -> dict[str, bytes]:
-    """{caption: PNG bytes}: per-layer NMSE (model, classical, quantile band), measured vs bound per layer,
-    Lipschitz upper / lower per layer. Rendered in memory (Agg)."""
+def figures(report: dict[str, Any]) -> dict[str, tuple[str, bytes]]:
+    """{section: (caption, PNG bytes)}: "error" (per-layer NMSE of model, classical and quantile band; measured
+    vs each applicable bound per layer) and "lipschitz" (upper bounds by method and the attained lower bound
+    per layer). Rendered in memory (Agg)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out: dict[str, bytes] = {}
+    out: dict[str, tuple[str, bytes]] = {}
 
     def png(fig: Any) -> bytes:
         buf = io.BytesIO()
@@ -223,8 +224,9 @@ def figures(report: dict[str, Any]) -> dict[str, bytes]:
             ax.set_title("measured vs applicable bounds")
             ax.legend(fontsize=7)
             ax.grid(alpha=0.3)
-        out["Per-layer NMSE of the model beside the classical algorithm; measured error vs each applicable bound"] = \
-            png(fig)
+        caption = "Per-layer NMSE of the model beside the classical algorithm at equal depth" + \
+            ("; measured error vs each applicable bound (in the bound's metric)" if err["bounds"] else "")
+        out["error"] = (caption, png(fig))
     lip = report["lipschitz"]
     if lip.get("available"):
         fig, ax = plt.subplots(figsize=(6, 3.8))
@@ -241,7 +243,7 @@ def figures(report: dict[str, Any]) -> dict[str, bytes]:
         ax.set_title("Lipschitz bounds" + ("" if lip["finite"] else " (no finite constant)"))
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-        out["Lipschitz upper bounds by method and the attained lower bound, per layer"] = png(fig)
+        out["lipschitz"] = ("Lipschitz upper bounds by method and the attained lower bound, per layer", png(fig))
     return out
 
 
@@ -290,9 +292,24 @@ figcaption{font-size:.85em;color:#555}
 """
 
 
-def render_html(report: dict[str, Any], figs: dict[str, bytes] | None = None) -> str:
+def _figure_html(caption: str, data: bytes) -> str:
+    b64 = base64.b64encode(data).decode("ascii")
+    e = html.escape
+    return (f"<figure><img alt=\"{e(caption)}\" src=\"data:image/png;base64,{b64}\">"
+            f"<figcaption>{e(caption)}</figcaption></figure>")
+
+
+def _section_of(title: str) -> str | None:
+    if title == "Per-layer error":
+        return "error"
+    if title.startswith("Lipschitz"):
+        return "lipschitz"
+    return None
+
+
+def render_html(report: dict[str, Any], figs: dict[str, tuple[str, bytes]] | None = None) -> str:
     """A self-contained page: inline CSS, figures as data:image/png;base64 URIs, no external reference."""
-    figs = figures(report) if figs is None else figs
+    figs = dict(figures(report) if figs is None else figs)
     e = html.escape
     code = report["exit_code"]
     c = report["counts"]
@@ -316,12 +333,11 @@ def render_html(report: dict[str, Any], figs: dict[str, bytes] | None = None) ->
         parts.append("".join(table))
         if note:
             parts.append(f"<p class=\"note\">{e(note)}</p>")
-    if figs:
-        parts.append("<h2>Figures</h2>")
-        for caption, data in figs.items():
-            b64 = base64.b64encode(data).decode("ascii")
-            parts.append(f"<figure><img alt=\"{e(caption)}\" src=\"data:image/png;base64,{b64}\">"
-                         f"<figcaption>{e(caption)}</figcaption></figure>")
+        key = _section_of(title)
+        if key in figs:  # each figure right after its table
+            parts.append(_figure_html(*figs.pop(key)))
+    for caption, data in figs.values():  # any figure without a table
+        parts.append(_figure_html(caption, data))
     parts.append(f"<p class=\"note\">report schema {e(report['schema'])}; every number is in report.json</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
