@@ -186,3 +186,34 @@ def test_planted_failure_broken_coupling(tmp_path):
     assert all("layer" in r for r in fails)
     _check_files(bad, tmp_path)
     assert "fails" in render_md(bad)
+
+
+def test_stress_counterexample_is_written(data, tmp_path, monkeypatch):
+    """A stress run that finds a counterexample: the line fails, names the file, and write_report saves it."""
+    from unfoldkit.proofs_check import stress_targets
+    from unfoldkit.proofs_check.stress import load_counterexample
+
+    p, test, _ = data
+    # the planted LISTA target stands in for the family's own, so that the short run finds a violation
+    monkeypatch.setitem(stress_targets.TARGETS, "lista", stress_targets.TARGETS["lista-uncoupled"])
+    with limit_threads(1):
+        r = build_report(CheckInputs(p, test.y, test.x, model=MODELS["lista"].from_classical(p, K)), quick=True)
+    row = next(x for x in r["verdicts"] if x["check"] == "stress")
+    assert row["state"] == "fails" and row["counterexample"] in row["detail"]
+    assert report_exit_code(r) == 1
+    paths = write_report(r, tmp_path)
+    assert paths["counterexample"] == tmp_path / row["counterexample"]
+    cex = load_counterexample(paths["counterexample"])
+    assert cex["target"] == "lista" and cex["check"] == r["stress"]["counterexample"]["check"]
+
+
+def test_checkpoint_is_stressed(data, tmp_path):
+    from unfoldkit.unrolled.training.checkpoint import save_checkpoint
+
+    p, test, _ = data
+    model = _model("ista-learned-step", p)
+    path = save_checkpoint(tmp_path / "ils.pt", model)
+    with limit_threads(1):
+        r = build_report(CheckInputs(p, test.y, test.x, model=model, source=str(path)), quick=True)
+    assert r["stress"]["target"] == str(path) and r["stress"]["examples"] > 0
+    assert next(x for x in r["verdicts"] if x["check"] == "stress")["state"] == "holds"
