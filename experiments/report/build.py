@@ -111,13 +111,8 @@ class CheckInputs:
 
 
 def _num(v: Any) -> Any:
-    """A float for JSON: None for NaN, "inf"/"-inf" for infinities."""
-    v = float(v)
-    if math.isnan(v):
-        return None
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return v
+    """A float for JSON: None for NaN, "inf"/"-inf" for infinities (``unrolled.io.jsonable``)."""
+    return jsonable(float(v))
 
 
 def _arr(a: Any) -> list[Any]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from unfoldkit.theory.bound import STATUSES, Assumption
+from unfoldkit.unrolled.io import jsonable
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class GeneralizationBound:
 
     def to_dict(self) -> dict[str, Any]:
         def num(v: float) -> Any:
-            return None if math.isnan(v) else ("inf" if math.isinf(v) else float(v))
+            return jsonable(float(v))
         return {"name": self.name, "value": num(self.value), "empirical": num(self.empirical),
                 "gap": num(self.gap), "delta": self.delta, "loss_range": self.loss_range,
                 "num_samples": self.num_samples, "vacuous": self.vacuous, "theorem": self.theorem,

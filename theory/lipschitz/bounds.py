@@ -26,6 +26,7 @@ from unfoldkit.theory.lipschitz import certificate as cert
 from unfoldkit.theory.lipschitz.cheap import eclipse_fast_bound, liplt_bound, naive_bound
 from unfoldkit.theory.lipschitz.lower import lipschitz_lower_bound
 from unfoldkit.theory.lipschitz.structure import Chain, NoFiniteConstant, NotCovered, chain_of
+from unfoldkit.unrolled.io import jsonable
 from unfoldkit.unrolled.models import UnfoldedModel
 from unfoldkit.unrolled.training.threads import limit_threads
 
@@ -88,7 +89,7 @@ class LipschitzBounds:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (NaN and inf as None / "inf")."""
         def arr(a: Array) -> list[Any]:
-            return [None if math.isnan(v) else ("inf" if math.isinf(v) else float(v)) for v in np.asarray(a, float)]
+            return jsonable(np.asarray(a, dtype=np.float64))
         return {"family": self.family, "num_layers": self.num_layers, "finite": self.finite, "reason": self.reason,
                 "certified": self.certified, "local": self.local,
                 "upper": {k: arr(v) for k, v in self.upper.items()}, "best_upper": arr(self.best_upper()),
