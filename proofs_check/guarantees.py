@@ -211,7 +211,8 @@ def _pep(method: str) -> Guarantee:
         # in docs/pep.md for worst cases far below their initial value; found by `unfoldkit stress pep-schedule`)
         dual = np.nan_to_num(np.asarray(b.extra.get("dual_value", b.values), dtype=np.float64), nan=0.0)
         value = np.maximum(b.values, dual) * (1 + PEP_RTOL)
-        scaled = np.where(np.isinf(b.values)[:, None], np.inf, value[:, None] * st.radius[None, :] ** 2)
+        with np.errstate(invalid="ignore"):  # inf * 0 (R = 0) in the branch np.where discards
+            scaled = np.where(np.isinf(b.values)[:, None], np.inf, value[:, None] * st.radius[None, :] ** 2)
         return b.with_assumptions(pos, values=scaled)  # +inf (no claim) stays +inf even where R = 0
 
     return Guarantee(f"pep-{method}-schedule", Metric.OBJECTIVE_GAP, MINIMIZER,
