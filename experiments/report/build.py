@@ -67,7 +67,9 @@ PAC_BAYES_DRAWS = {False: 50, True: 20}
 #: PAC-Bayes Monte Carlo batch (samples of the training set per draw; at most the whole set)
 PAC_BAYES_BATCH = {False: 256, True: 128}
 #: lower-bound search of the Lipschitz constant (each start is an exact Jacobian per layer: at n = 500,
-#: K = 16 about 0.3 s each on one core; these budgets were measured at 13 s quick, 25 s full)
+#: K = 16 about 0.3 s each on one core; these budgets were measured at 13 s quick, 25 s full on
+#: a quiet machine; the whole Lipschitz stage (with the SDP) 31-32 s quick, 48-49 s default on a shared one,
+#: benchmarks/check.py)
 LOWER_OPTIONS = {False: {"starts": 2, "ascent_steps": 2, "scales": [1e-3, 1e-1, 1.0, 1e2]},
                  True: {"starts": 2, "ascent_steps": 0, "scales": [1e-2, 1.0, 1e2]}}
 #: certified upper bounds: the SDP certificate of the last layer only (the cheap bounds cover every layer);
