@@ -6,6 +6,7 @@ from typing import Any
 from unfoldkit.unrolled.problems.base import Problem, ProblemBatch, Reference
 from unfoldkit.unrolled.problems.linear import LinearInverseProblem
 from unfoldkit.unrolled.problems.quadratic import LeastSquares
+from unfoldkit.unrolled.problems.rpca import RobustPCA, RpcaBatch, RpcaReference, pcp_duality_gap, rpca_constants
 from unfoldkit.unrolled.problems.sparse import BoundedSparseRecovery, SparseRecovery, lasso_duality_gap
 from unfoldkit.unrolled.problems.worst_case import WorstCaseHuber
 
@@ -33,8 +34,13 @@ __all__ = [
     "Problem",
     "ProblemBatch",
     "Reference",
+    "RobustPCA",
+    "RpcaBatch",
+    "RpcaReference",
     "SparseRecovery",
     "WorstCaseHuber",
     "lasso_duality_gap",
     "make_problem",
+    "pcp_duality_gap",
+    "rpca_constants",
 ]
