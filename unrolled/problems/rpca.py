@@ -159,52 +159,45 @@ def pcp_duality_gap(M: np.ndarray, L: np.ndarray, Y: np.ndarray, lam: float) -> 
     return primal, gap
 
 
-def svt(X: np.ndarray, tau: float) -> np.ndarray:
-    """Singular value thresholding prox_{tau ||.||_*}(X) = U max(Sigma - tau, 0) V^T (Cai, Candes & Shen 2010)."""
-    u, s, vt = np.linalg.svd(X, full_matrices=False)
-    s = np.maximum(s - tau, 0.0)
-    k = int(np.count_nonzero(s))
-    return (u[:, :k] * s[:k]) @ vt[:k]
-
-
 def pcp_inexact_alm(
     M: np.ndarray, lam: float, tol: float = 1e-9, max_iter: int = 5000,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """One PCP instance (n1, n2) by inexact ALM / ADMM: returns (L, Y, iterations).
 
-    The iteration of Lin, Chen & Ma (2010), Algorithm 5: S = shrink(M - L + Y/mu, lam/mu),
-    L = SVT(M - S + Y/mu, 1/mu), Y += mu (M - L - S), from Y0 = M / max(||M||_2, ||M||_inf / lam) and
+    Each iteration is ``unrolled.rpca.pcp_admm_step`` (Lin, Chen & Ma 2010, Algorithm 5: L = SVT(M - S +
+    Y/mu, 1/mu), S = shrink(M - L + Y/mu, lam/mu), Y += mu (M - L - S)), the one copy the solver ``run_pcp``
+    and the unfolded models iterate, in float64, from Y0 = M / max(||M||_2, ||M||_inf / lam) and
     mu0 = 1.25 / ||M||_2. Instead of their geometric growth of mu (which stalls the dual on noisy M and
     amplifies round-off into Y once mu is huge) mu follows residual balancing (Boyd et al. 2011,
     Sec. 3.4.1): doubled when the primal residual ||M - L - S||_F exceeds 10x the dual residual
     mu ||S - S_prev||_F, halved in the opposite case. Stops when the certified relative gap of
     (L, M - L, Y) (``pcp_duality_gap``) is below ``tol``, checked every 10 iterations, or at max_iter.
     """
+    from unfoldkit.unrolled.rpca import pcp_admm_step
+
     spec = float(np.linalg.norm(M, 2))
     if spec == 0.0:
         return np.zeros_like(M), np.zeros_like(M), 0
-    Y = M / max(spec, float(np.abs(M).max()) / lam)
+    Mt = torch.as_tensor(M, dtype=torch.float64)[None]
+    Y = Mt / max(spec, float(np.abs(M).max()) / lam)
     mu = 1.25 / spec
-    L = np.zeros_like(M)
-    S = np.zeros_like(M)
+    L = torch.zeros_like(Mt)
+    S = torch.zeros_like(Mt)
     it = 0
     for it in range(1, max_iter + 1):
-        T = M - L + Y / mu
         S_prev = S
-        S = np.sign(T) * np.maximum(np.abs(T) - lam / mu, 0.0)
-        L = svt(M - S + Y / mu, 1.0 / mu)
-        R = M - L - S
-        Y = Y + mu * R
-        primal_res, dual_res = np.linalg.norm(R), mu * np.linalg.norm(S - S_prev)
+        L, S, Y = pcp_admm_step(L, S, Y, Mt, lam, mu)
+        primal_res = float(torch.linalg.norm(Mt - L - S))
+        dual_res = mu * float(torch.linalg.norm(S - S_prev))
         if primal_res > 10 * dual_res:
             mu *= 2.0
         elif dual_res > 10 * primal_res:
             mu /= 2.0
         if it % 10 == 0:
-            primal, gap = pcp_duality_gap(M[None], L[None], Y[None], lam)
+            primal, gap = pcp_duality_gap(M[None], L.numpy(), Y.numpy(), lam)
             if gap[0] <= tol * max(abs(primal[0]), 1e-300):
                 break
-    return L, Y, it
+    return L[0].numpy(), Y[0].numpy(), it
 
 
 def _as_batch(name: str, value: Any) -> np.ndarray:
