@@ -26,7 +26,6 @@ the models in ``check_<mode>_models/``. An earlier run's files are replaced only
 """
 from __future__ import annotations
 
-import math
 import sys
 import tempfile
 import time
@@ -36,8 +35,8 @@ from typing import Any, Callable
 
 from unfoldkit.experiments.arguments import OneLineParser, nonneg_int
 from unfoldkit.experiments.benchmarking import (
-    ResultFile, Settings, UsageError, Worker, command, finish, fmt, log_stderr, machine, output_options,
-    output_paths, table_head, table_row,
+    ResultFile, Settings, Worker, cap_seconds, command, finish, fmt, log_stderr, machine, output_options,
+    output_paths, table_head, table_row, worker_options,
 )
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
@@ -273,16 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="python benchmarks/check.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="n = 100, K = 8 (about a minute)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="problem, training and report seed (default 0)")
-    p.add_argument("--threads", type=nonneg_int, default=1,
-                   help="torch and BLAS threads of the training (default 1; the report limits itself to 1)")
-    p.add_argument("--cap", type=float, default=None, help="seconds per cell before its worker is killed "
-                                                           "(default 900, quick 300)")
+    worker_options(p, "torch and BLAS threads of the training (default 1; the report limits itself to 1)")
     output_options(p, DEFAULT_OUT, "skip the cells that are finished")
     args = p.parse_args(argv)
     base = QUICK if args.quick else FULL
-    cap = base.cap_s if args.cap is None else args.cap
-    if not (cap > 0 and math.isfinite(cap)):
-        raise UsageError(f"--cap: must be a positive number of seconds, got {args.cap:g}")
+    cap = cap_seconds(args.cap, base.cap_s)
     cfg = CheckConfig(**{**base.__dict__, "seed": args.seed, "cap_s": cap})
     start = time.perf_counter()
     doc = run_benchmark(cfg, args.out, resume=args.resume, force=args.force, threads=args.threads)

@@ -43,8 +43,8 @@ from typing import Any, Callable
 
 from unfoldkit.experiments.arguments import OneLineParser, nonneg_int
 from unfoldkit.experiments.benchmarking import (
-    ResultFile, Settings, UsageError, Worker, command, finish, fmt, log_stderr, machine, output_options,
-    output_paths, table_head, table_row,
+    ResultFile, Settings, Worker, cap_seconds, command, finish, fmt, log_stderr, machine, output_options,
+    output_paths, table_head, table_row, worker_options,
 )
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "out"
@@ -401,16 +401,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="n in 50, 100, K in 4, 8; tightness at n=50, K=8 "
                                                         "(under ~3 minutes)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="problem, lower-search and training seed (default 0)")
-    p.add_argument("--threads", type=nonneg_int, default=1,
-                   help="torch and BLAS threads per worker (default 1; 0 = torch's default)")
-    p.add_argument("--cap", type=float, default=None, help="seconds per cell before its worker is killed "
-                                                           "(default 900, quick 300)")
+    worker_options(p, "torch and BLAS threads per worker (default 1; 0 = torch's default)")
     output_options(p, DEFAULT_OUT, "skip the cells and tightness rows that are finished")
     args = p.parse_args(argv)
     base = QUICK if args.quick else FULL
-    cap = base.cap_s if args.cap is None else args.cap
-    if not cap > 0:
-        raise UsageError(f"--cap: must be > 0 seconds, got {args.cap:g}")
+    cap = cap_seconds(args.cap, base.cap_s)
     cfg = LipConfig(**{**base.__dict__, "seed": args.seed, "cap_s": cap})
     start = time.perf_counter()
     doc = run_benchmark(cfg, args.out, resume=args.resume, force=args.force, threads=args.threads)

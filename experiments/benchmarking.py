@@ -62,6 +62,22 @@ def output_options(p: OneLineParser, default_out: Path, resume: str) -> None:
                        "these settings left in --out (results, trainer checkpoints)")
 
 
+def worker_options(p: OneLineParser, threads: str) -> None:
+    """Add --threads (help ``threads``) and --cap (seconds per cell before its worker is killed; the default
+    comes from the mode, see ``cap_seconds``) to ``p``."""
+    p.add_argument("--threads", type=nonneg_int, default=1, help=threads)
+    p.add_argument("--cap", type=float, default=None, help="seconds per cell before its worker is killed "
+                                                           "(default 900, quick 300)")
+
+
+def cap_seconds(cap: float | None, default: float) -> float:
+    """The --cap value (``default`` when not given); UsageError unless it is a finite number > 0."""
+    value = default if cap is None else cap
+    if not (value > 0 and math.isfinite(value)):
+        raise UsageError(f"--cap: must be a positive number of seconds, got {value:g}")
+    return value
+
+
 def settings_parser(script: str, description: str, quick: str, seed: str, resume: str,
                     default_out: Path) -> OneLineParser:
     """The parser of ``python benchmarks/<script>.py`` with the options of every benchmark run over noise

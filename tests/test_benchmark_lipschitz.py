@@ -106,7 +106,7 @@ def test_target_verdicts():
     assert anyb["pass"] is False and anyb["verdict"].startswith("FAIL")
 
 
-@pytest.mark.parametrize("argv, fragment", [(["--cap", "0"], "--cap: must be > 0"), (["--seed", "-1"], "--seed"),
+@pytest.mark.parametrize("argv, fragment", [(["--cap", "0"], "--cap: must be a positive number"), (["--cap", "inf"], "--cap: must be a positive number"), (["--seed", "-1"], "--seed"),
                                             (["--resume", "--force"], "not allowed with argument"),
                                             (["--bogus"], "unrecognized arguments")])
 def test_bad_arguments_are_one_line(argv, fragment, tmp_path, capsys):
