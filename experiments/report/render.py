@@ -250,20 +250,25 @@ def figures(report: dict[str, Any]) -> dict[str, tuple[str, bytes]]:
 # ---- Markdown ----------------------------------------------------------------------------------------
 
 
-def _md_cell(s: str) -> str:
+def md_cell(s: Any) -> str:
+    """A Markdown table cell: ``|`` escaped, newlines as spaces."""
     return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    """The lines of a Markdown table (header padded to the widest row; an empty header is a blank row)."""
+    width = max(len(header), max((len(r) for r in rows), default=0))
+    header = list(header) + [""] * (width - len(header))
+    lines = ["| " + " | ".join(md_cell(h) for h in header) + " |", "|" + "---|" * width]
+    lines += ["| " + " | ".join(md_cell(c) for c in r) + " |" for r in rows]
+    return lines
 
 
 def render_md(report: dict[str, Any]) -> str:
     lines = [f"# unfoldkit check: {report['model']['description']}", ""]
     for title, hdr, rows, note in tables(report):
         lines += [f"## {title}", ""]
-        width = max(len(hdr), max((len(r) for r in rows), default=0))
-        hdr = hdr + [""] * (width - len(hdr))
-        lines.append("| " + " | ".join(_md_cell(h) for h in hdr) + " |")
-        lines.append("|" + "---|" * width)
-        for r in rows:
-            lines.append("| " + " | ".join(_md_cell(c) for c in r) + " |")
+        lines += md_table(hdr, rows)
         if note:
             lines += ["", note]
         lines.append("")
@@ -292,11 +297,32 @@ figcaption{font-size:.85em;color:#555}
 """
 
 
-def _figure_html(caption: str, data: bytes) -> str:
+def figure_html(caption: str, data: bytes) -> str:
+    """A <figure> with the PNG ``data`` embedded as a data:image/png;base64 URI and its caption."""
     b64 = base64.b64encode(data).decode("ascii")
     e = html.escape
     return (f"<figure><img alt=\"{e(caption)}\" src=\"data:image/png;base64,{b64}\">"
             f"<figcaption>{e(caption)}</figcaption></figure>")
+
+
+def html_table(header: list[str], rows: list[list[Any]], state_column: int | None = None,
+               classes: dict[str, str] | None = None, escaped: bool = False) -> str:
+    """An HTML table; the cells of ``state_column`` get the CSS class ``classes[cell]`` (default STATE_CLASS:
+    green, red, grey). Cells are escaped unless ``escaped`` says the caller did it (to put links in them);
+    a header without any text is left out."""
+    e = (lambda c: str(c)) if escaped else (lambda c: html.escape(str(c)))
+    classes = STATE_CLASS if classes is None else classes
+    table = ["<table>"]
+    if any(header):
+        table.append("<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
+    for r in rows:
+        cells = []
+        for j, cell in enumerate(r):
+            cls = classes.get(cell) if j == state_column else None
+            cells.append(f"<td class=\"{cls}\">{e(cell)}</td>" if cls else f"<td>{e(cell)}</td>")
+        table.append("<tr>" + "".join(cells) + "</tr>")
+    table.append("</table>")
+    return "".join(table)
 
 
 def _section_of(title: str) -> str | None:
@@ -320,24 +346,14 @@ def render_html(report: dict[str, Any], figs: dict[str, tuple[str, bytes]] | Non
              f"{c['holds']} holds, {c['fails']} fails, {c['not covered']} not covered</div>"]
     for i, (title, hdr, rows, note) in enumerate(tables(report)):
         parts.append(f"<h2>{e(title)}</h2>")
-        table = ["<table>"]
-        if any(hdr):
-            table.append("<tr>" + "".join(f"<th>{e(h)}</th>" for h in hdr) + "</tr>")
-        for r in rows:
-            cells = []
-            for j, cell in enumerate(r):
-                cls = STATE_CLASS.get(cell) if (i == 0 and j == 1) else None
-                cells.append(f"<td class=\"{cls}\">{e(cell)}</td>" if cls else f"<td>{e(cell)}</td>")
-            table.append("<tr>" + "".join(cells) + "</tr>")
-        table.append("</table>")
-        parts.append("".join(table))
+        parts.append(html_table(hdr, rows, state_column=1 if i == 0 else None))
         if note:
             parts.append(f"<p class=\"note\">{e(note)}</p>")
         key = _section_of(title)
         if key in figs:  # each figure right after its table
-            parts.append(_figure_html(*figs.pop(key)))
+            parts.append(figure_html(*figs.pop(key)))
     for caption, data in figs.values():  # any figure without a table
-        parts.append(_figure_html(caption, data))
+        parts.append(figure_html(caption, data))
     parts.append(f"<p class=\"note\">report schema {e(report['schema'])}; every number is in report.json</p>")
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -373,4 +389,5 @@ def verdict_lines(report: dict[str, Any]) -> list[str]:
     return [f"{r['check']}: {r['state']}: {r['detail']}" for r in report["verdicts"]]
 
 
-__all__ = ["figures", "render_html", "render_md", "tables", "verdict_lines", "write_report"]
+__all__ = ["CSS", "figure_html", "figures", "html_table", "md_cell", "md_table", "render_html", "render_md", "tables",
+           "verdict_lines", "write_report"]
