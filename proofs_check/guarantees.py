@@ -11,6 +11,10 @@ Sources: classical rates (``theory.rates``: Beck & Teboulle 2009 Thm 3.1/4.4; Dr
 Taylor, Hendrickx & Glineur 2018 Thm 3.1), exact PEP worst cases of a step schedule (``theory.pep``:
 Taylor, Hendrickx & Glineur 2017), exact worst cases on quadratics (``theory.quadratic_schedules``), the
 LISTA-CP / ALISTA linear-convergence bounds (``theory.lista``: Chen et al. 2018 Thm 2, Liu et al. 2019 Thm 1).
+
+Robust PCA (matrix pairs (L_k, S_k), not a ``Problem``) has its own setting and registry in
+``proofs_check.rpca_guarantees`` (``RPCA_REGISTRY``, entries with ``setting="rpca"``); ``coverage(name)``
+answers for both, ``REGISTRY`` holds the sparse-recovery entries only.
 """
 from __future__ import annotations
 
@@ -96,6 +100,10 @@ class Coverage:
     reason: str = ""
     #: names run only when asked for by name (an SDP per layer: slow for long classical runs)
     on_request: tuple[str, ...] = ()
+    #: the kind of setting its guarantees' ``build`` reads: "sparse" (``Setting``: a ``Problem`` with vector
+    #: iterates) or "rpca" (``rpca_guarantees.RpcaSetting``: matrix pairs (L_k, S_k)); consumers that build
+    #: a sparse ``Setting`` must skip "rpca" entries (they live in ``RPCA_REGISTRY``, not in ``REGISTRY``)
+    setting: str = "sparse"
 
     @property
     def covered(self) -> bool:
@@ -292,9 +300,21 @@ REGISTRY: dict[str, Coverage] = {c.target: c for c in (
 )}
 
 
+def rpca_registry() -> dict[str, Coverage]:
+    """The robust-PCA entries (``Coverage.setting == "rpca"``), from ``proofs_check.rpca_guarantees``:
+    kept out of ``REGISTRY``, whose consumers build sparse-recovery ``Setting``s."""
+    from unfoldkit.proofs_check.rpca_guarantees import RPCA_REGISTRY
+
+    return RPCA_REGISTRY
+
+
 def coverage(target: Target | str) -> Coverage:
-    """The registry entry of a target (or of an algorithm / family name); ValueError for an unknown one."""
+    """The registry entry of a target (or of an algorithm / family name, sparse recovery or robust PCA); an
+    uncovered entry with the reason for an unknown one."""
     name = target.name if isinstance(target, Target) else str(target)
-    if name not in REGISTRY:
-        return Coverage(name, (), f"{name!r} is not a target unfoldkit knows a theorem for")
-    return REGISTRY[name]
+    if name in REGISTRY:
+        return REGISTRY[name]
+    rpca = rpca_registry()
+    if name in rpca:
+        return rpca[name]
+    return Coverage(name, (), f"{name!r} is not a target unfoldkit knows a theorem for")

@@ -15,7 +15,8 @@ class Metric:
     DISTANCE = "distance"  # ||x_k - x*||
     SQ_DISTANCE = "sq_distance"  # ||x_k - x*||^2
     SQ_GRAD_NORM = "sq_grad_norm"  # ||grad f(x_k)||^2
-    ALL = (OBJECTIVE_GAP, DISTANCE, SQ_DISTANCE, SQ_GRAD_NORM)
+    LOWRANK_ERROR = "lowrank_error"  # robust PCA: ||L_k - L0||_F, L0 the true low-rank component
+    ALL = (OBJECTIVE_GAP, DISTANCE, SQ_DISTANCE, SQ_GRAD_NORM, LOWRANK_ERROR)
 
 
 STATUSES = ("confirmed", "derived", "recalled")
