@@ -195,6 +195,7 @@ INDEX_CSS = """
 .error{background:#f8d0d0;color:#7a0d0d;padding:.5em 1em;border-radius:4px;font-family:monospace;white-space:pre-wrap}
 .files{font-size:.9em}
 section.entry{border-top:1px solid #ddd;margin-top:2em}
+#contents + table td:first-child{white-space:nowrap}
 """
 
 
@@ -210,7 +211,8 @@ def render_html(doc: dict[str, Any], out_dir: str | Path) -> str:
              f"<div class=\"summary {'ok' if ok else 'bad'}\">{e(summary_line(doc))}</div>",
              render.html_table([], _facts(doc))]
     contents = [[f"<a href=\"#{e(r[0])}\">{e(r[0])}</a>"] + [e(c) for c in r[1:]] for r in _contents_rows(doc)]
-    parts += ["<h2>Contents</h2>", render.html_table(_CONTENTS_HEADER, contents, state_column=1, classes=CLASSES, escaped=True)]
+    parts += ["<h2 id=\"contents\">Contents</h2>",
+              render.html_table(_CONTENTS_HEADER, contents, state_column=1, classes=CLASSES, escaped=True)]
     for entry in doc["entries"]:
         name = entry["name"]
         png, pdf, js = entry["files"]
@@ -225,7 +227,8 @@ def render_html(doc: dict[str, Any], out_dir: str | Path) -> str:
         else:
             image = out / png
             if image.exists():
-                parts.append(render.figure_html(f"{name}: {entry['description']}", image.read_bytes()))
+                parts.append(render.figure_html(f"{name}: {entry['description']}", image.read_bytes(),
+                                                   show_caption=False))
             else:
                 parts.append(f"<p class=\"note\">{e(png)} is missing from this folder</p>")
             parts.append(f"<p class=\"files\">Files: <a href=\"{e(png)}\">{e(png)}</a> &middot; "

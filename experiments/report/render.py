@@ -297,12 +297,13 @@ figcaption{font-size:.85em;color:#555}
 """
 
 
-def figure_html(caption: str, data: bytes) -> str:
-    """A <figure> with the PNG ``data`` embedded as a data:image/png;base64 URI and its caption."""
+def figure_html(caption: str, data: bytes, show_caption: bool = True) -> str:
+    """A <figure> with the PNG ``data`` embedded as a data:image/png;base64 URI, ``caption`` as its alt text
+    and, with ``show_caption``, printed under it."""
     b64 = base64.b64encode(data).decode("ascii")
     e = html.escape
-    return (f"<figure><img alt=\"{e(caption)}\" src=\"data:image/png;base64,{b64}\">"
-            f"<figcaption>{e(caption)}</figcaption></figure>")
+    shown = f"<figcaption>{e(caption)}</figcaption>" if show_caption else ""
+    return f"<figure><img alt=\"{e(caption)}\" src=\"data:image/png;base64,{b64}\">{shown}</figure>"
 
 
 def html_table(header: list[str], rows: list[list[Any]], state_column: int | None = None,
