@@ -146,11 +146,13 @@ def _verdict_rows(entry: dict[str, Any]) -> list[list[str]]:
 
 def _facts(doc: dict[str, Any]) -> list[list[str]]:
     s = doc["summary"]
+    unknown = sum(e["status"] == SKIPPED and e["seconds"] is None for e in doc["entries"])
+    unknown_text = f"; the times of {unknown} kept entries are not known (no earlier index.json)" if unknown else ""
     return [["entries", f"{s['entries']} ({s['ran']} ran now, {s['skipped']} kept from an earlier run, "
                         f"{s['failed']} failed, {s['not_run']} not run)"],
             ["verdicts", f"{s['verdicts_holding']} of {s['verdicts']} hold"],
             ["total time", f"{s['seconds_total']:.1f} s over the figures ({s['seconds_total'] / 60:.1f} min); "
-                           f"this invocation {doc.get('wall_s', 0.0):.1f} s"],
+                           f"this invocation {doc.get('wall_s', 0.0):.1f} s{unknown_text}"],
             ["mode", doc["mode"] + (" (small sizes)" if doc["mode"] == "quick" else " (paper scale)")],
             ["seed", str(doc["seed"])], ["unfoldkit", str(doc["version"])],
             ["date (UTC)", doc["updated"]], ["command", doc.get("command", "")]]
