@@ -77,7 +77,7 @@ def test_batched_equals_per_sample():
     for run in runs:
         batched = run(M)
         for b in range(M.shape[0]):
-            single = run(M[b:b + 1]) if run is not runs[0] else run_pcp(M[b:b + 1], 40, mu=batched.params["mu"])
+            single = run(M[b:b + 1])  # per-instance defaults (PCP's penalty too): the batch changes nothing
             torch.testing.assert_close(single.L[:, 0], batched.L[:, b], atol=1e-9, rtol=1e-9)
             torch.testing.assert_close(single.S[:, 0], batched.S[:, b], atol=1e-9, rtol=1e-9)
 
@@ -86,7 +86,7 @@ def test_steps_are_the_solver_iterations():
     L0, S0, M = instance(B=2)
     tr = run_pcp(M, 2)
     z = torch.zeros_like(M)
-    mu = tr.params["mu"][0]
+    mu = torch.tensor(tr.params["mu"], dtype=M.dtype)[:, None, None]  # per-instance penalties (B, 1, 1)
     L1, S1, Y1 = pcp_admm_step(z, z, z, M, tr.params["lam"], mu)
     torch.testing.assert_close(tr.L[1], L1)
     torch.testing.assert_close(tr.S[1], S1)

@@ -84,8 +84,16 @@ def relative_error(X: Tensor, X0: Tensor) -> Tensor:
 
 
 # --------------------------------------------------------------------------------------------- steps
+def nuclear_thresholds(weights: Scalar, mu: Scalar) -> Scalar:
+    """The SVT thresholds w / mu, shaped to broadcast against singular values (B, p): ``weights`` a float,
+    a 0-d tensor or a (p,) vector of per-singular-value weights; ``mu`` a float, 0-d or (B, 1, 1)."""
+    if isinstance(mu, torch.Tensor) and mu.dim() == 3:
+        mu = mu.squeeze(-1)  # (B, 1)
+    return weights / mu
+
+
 def pcp_admm_step(L: Tensor, S: Tensor, Y: Tensor, M: Tensor, lam: Scalar,
-                  mu: Scalar) -> tuple[Tensor, Tensor, Tensor]:
+                  mu: Scalar, weights: Scalar = 1.0) -> tuple[Tensor, Tensor, Tensor]:
     """One inexact-ALM / ADMM iteration of principal component pursuit
 
         min ||L||_* + lam ||S||_1   s.t.   L + S = M,
@@ -97,9 +105,12 @@ def pcp_admm_step(L: Tensor, S: Tensor, Y: Tensor, M: Tensor, lam: Scalar,
         S+ = soft_{lam/mu}(M - L+ + Y/mu)
         Y+ = Y + mu (M - L+ - S+).
 
-    Returns (L+, S+, Y+).
+    ``weights`` (a (p,) vector, p = min(n1, n2)) replaces ||L||_* by the weighted nuclear norm
+    sum_i w_i sigma_i(L), whose proximal operator is the weighted SVT U diag((sigma_i - w_i/mu)_+) V^T when
+    0 <= w_1 <= w_2 <= ... (Gu, Xie, Meng, Zuo, Feng & Zhang 2017, IJCV, "Weighted nuclear norm minimization
+    and its applications to low level vision", Thm 1; recalled); w = 1 is PCP. Returns (L+, S+, Y+).
     """
-    L_new = svt(M - S + Y / mu, 1.0 / mu)
+    L_new = svt(M - S + Y / mu, nuclear_thresholds(weights, mu))
     S_new = soft(M - L_new + Y / mu, lam / mu)
     return L_new, S_new, Y + mu * (M - L_new - S_new)
 
@@ -158,6 +169,31 @@ def scaledgd_init(M: Tensor, rank: int, zeta0: Scalar, threshold=soft) -> tuple[
     return A[..., :rank] * root, Bh[..., :rank, :].mT * root, S0
 
 
+def svt_soft(XL: Tensor, XS: Tensor, tau_L: Scalar, tau_S: Scalar) -> tuple[Tensor, Tensor]:
+    """(SVT_{tau_L}(XL), soft_{tau_S}(XS)): the proximal operator of tau_L ||L||_* + tau_S ||S||_1 at (XL, XS).
+
+    The non-linear half of every proximal-gradient RPCA layer: ``rpca_ista_step`` feeds it gradient steps,
+    CORONA (Solomon et al. 2019) feeds it learned convolutions of (L, S, M)."""
+    return svt(XL, tau_L), soft(XS, tau_S)
+
+
+def rpca_ista_step(L: Tensor, S: Tensor, M: Tensor, lam_L: Scalar, lam_S: Scalar,
+                   step: Scalar = 0.5) -> tuple[Tensor, Tensor]:
+    """One proximal-gradient (ISTA) step on the relaxed PCP problem
+
+        min_{L, S} (1/2) ||M - L - S||_F^2 + lam_L ||L||_* + lam_S ||S||_1,
+
+    whose smooth part has gradient (R, R), R = L + S - M, with Lipschitz constant 2 (so step <= 1/2):
+
+        L+ = SVT_{step lam_L}(L - step R),   S+ = soft_{step lam_S}(S - step R)
+
+    (Solomon, Cohen, Zhang, Eldar et al. 2019, "Deep unfolded robust PCA with application to clutter
+    suppression in ultrasound", Sec. III, with H1 = H2 = I: the iteration CORONA unfolds). Returns (L+, S+).
+    """
+    R = L + S - M
+    return svt_soft(L - step * R, S - step * R, step * lam_L, step * lam_S)
+
+
 # --------------------------------------------------------------------------------------------- solvers
 @dataclass
 class RPCATrajectory:
@@ -198,27 +234,37 @@ def _schedule(name: str, value: Any, num_steps: int) -> np.ndarray:
     return step_schedule(name, value, max(num_steps, 1))[:num_steps]
 
 
+def pcp_default_penalty(M: Tensor) -> Tensor:
+    """The ADMM penalty mu = n1 n2 / (4 ||M||_1) of Candes, Li, Ma & Wright (2011), Sec. 5, per instance,
+    shape (B, 1, 1) (so a batch never changes an instance's iterates)."""
+    n1, n2 = M.shape[-2:]
+    return n1 * n2 / (4.0 * M.abs().sum((-2, -1), keepdim=True).clamp_min(torch.finfo(M.dtype).tiny))
+
+
 def run_pcp(M: Tensor, num_steps: int, lam: float | None = None, mu: Any = None) -> RPCATrajectory:
     """Principal component pursuit by ADMM (``pcp_admm_step``) from L_0 = S_0 = Y_0 = 0, recording (L_k, S_k).
 
-    Defaults: lam = 1/sqrt(max(n1, n2)) (Candes et al. 2011, Theorem 1.1) and the fixed penalty
-    mu = n1 n2 / (4 ||M||_1) of Candes et al. 2011, Sec. 5 (the smallest over the batch, one value for all);
-    ``mu`` may be a float or a length-K schedule.
+    Defaults: lam = 1/sqrt(max(n1, n2)) (Candes et al. 2011, Theorem 1.1) and the fixed per-instance penalty
+    ``pcp_default_penalty``; ``mu`` may also be a float or a length-K schedule shared by the batch.
     """
     M = check_batch("M", M)
     num_steps = nonnegative_int("num_steps", num_steps)
     n1, n2 = M.shape[-2:]
     lam = 1.0 / math.sqrt(max(n1, n2)) if lam is None else positive_real("lam", lam)
     if mu is None:
-        mu = float((n1 * n2 / (4.0 * M.abs().sum((-2, -1)).clamp_min(1e-300))).min())
-    mus = _schedule("mu", mu, num_steps)
+        per_instance = pcp_default_penalty(M)
+        mus: list[Any] = [per_instance] * num_steps
+        recorded: Any = per_instance.reshape(-1).tolist()
+    else:
+        schedule = _schedule("mu", mu, num_steps)
+        mus, recorded = list(map(float, schedule)), schedule.tolist()
     L, S, Y = torch.zeros_like(M), torch.zeros_like(M), torch.zeros_like(M)
     Ls, Ss = [L], [S]
-    for m in map(float, mus):
+    for m in mus:
         L, S, Y = pcp_admm_step(L, S, Y, M, lam, m)
         Ls.append(L)
         Ss.append(S)
-    return RPCATrajectory(torch.stack(Ls), torch.stack(Ss), "pcp_admm", {"lam": lam, "mu": mus.tolist()})
+    return RPCATrajectory(torch.stack(Ls), torch.stack(Ss), "pcp-admm", {"lam": lam, "mu": recorded})
 
 
 def run_altproj(M: Tensor, rank: int, num_steps: int, beta: float | None = None) -> RPCATrajectory:
@@ -271,3 +317,35 @@ def run_scaledgd(M: Tensor, rank: int, num_steps: int, zeta0: float, decay: floa
         Ss.append(S)
     return RPCATrajectory(torch.stack(Ls), torch.stack(Ss), "scaledgd",
                           {"rank": rank, "zeta": [zeta0] + zetas, "eta": etas.tolist()})
+
+
+def default_ista_weights(M: Tensor, lam_L: float | None = None, lam_S: float | None = None) -> tuple[float, float]:
+    """Default weights of the relaxed PCP problem: lam_L = 0.1 max_b ||M_b||_2 / sqrt(max(n1, n2)) and
+    lam_S = lam_L / sqrt(max(n1, n2)) (the PCP ratio lam = 1 / sqrt(max(n1, n2)) of Candes et al. 2011)."""
+    n = max(M.shape[-2:])
+    if lam_L is None:
+        lam_L = 0.1 * float(torch.linalg.matrix_norm(M, ord=2).max()) / math.sqrt(n)
+    lam_L = positive_real("lam_L", lam_L)
+    lam_S = lam_L / math.sqrt(n) if lam_S is None else positive_real("lam_S", lam_S)
+    return lam_L, lam_S
+
+
+def run_rpca_ista(M: Tensor, num_steps: int, lam_L: float | None = None, lam_S: float | None = None,
+                  step: Any = 0.5) -> RPCATrajectory:
+    """ISTA on the relaxed PCP problem (``rpca_ista_step``) from L_0 = S_0 = 0: the classical solver that
+    CORONA unfolds. Weights default to ``default_ista_weights``; ``step`` in (0, 1/2] (a float or a
+    length-K schedule)."""
+    M = check_batch("M", M)
+    num_steps = nonnegative_int("num_steps", num_steps)
+    lam_L, lam_S = default_ista_weights(M, lam_L, lam_S)
+    steps = _schedule("step", step, num_steps)
+    if np.any(steps > 0.5):
+        raise ValueError(f"step must lie in (0, 1/2] (the gradient's Lipschitz constant is 2), got max {steps.max()!r}")
+    L, S = torch.zeros_like(M), torch.zeros_like(M)
+    Ls, Ss = [L], [S]
+    for t in map(float, steps):
+        L, S = rpca_ista_step(L, S, M, lam_L, lam_S, t)
+        Ls.append(L)
+        Ss.append(S)
+    return RPCATrajectory(torch.stack(Ls), torch.stack(Ss), "rpca-ista",
+                          {"lam_L": lam_L, "lam_S": lam_S, "step": steps.tolist()})
