@@ -18,7 +18,8 @@ values (NaN), one that cannot be checked has ``holds=None`` (the bound then does
   AltProj (Alg. 1) with beta = 4 mu^2 r / sqrt(n1 n2) outputs ||L - L0||_F <= eps after
   T = 10 log(n beta ||M||_2 / eps) iterations per rank stage (n = max(n1, n2)). The per-iteration values
   eps_t = n beta sigma_1(M) 2^{-t/10} invert T (log base 2: implied by either reading of "log"); +inf at
-  t = 0 (L_0 = 0 is the initialisation, not an output).
+  t = 0 (L_0 = 0 is the initialisation, not an output). beta, T and the threshold schedule are corroborated by
+  a third-party implementation, not by the paper's text.
 * ``pcp_bound``: Candes, Li, Ma & Wright, J. ACM 2011, "Robust principal component analysis?",
   Theorem 1.1, **recalled** (a secondary source corroborates the conditions): if L0 is mu-incoherent with
   rank(L0) <= rho_r n_(2) mu^{-1} (log n_(1))^{-2} and the support of S0 is uniform (or Bernoulli) of size
@@ -186,7 +187,8 @@ def altproj_bound(*, n1: int, n2: int, rank: Any, model_rank: int, incoherence: 
         name, np.arange(num_steps + 1), values, metric=Metric.LOWRANK_ERROR, theorem=ALTPROJ_THEOREM,
         source=ALTPROJ_SOURCE, status="recalled", assumptions=tuple(checks),
         notes=("eps_t = n beta sigma_1(M) 2^(-t/10) inverts Algorithm 1's T = 10 log(n beta ||M||_2 / eps); "
-               "recalled: only the abstract (O(log(1/eps)) iterations) was seen in a stored copy"),
+               "recalled: only the abstract (O(log(1/eps)) iterations) was seen in a stored copy; beta, T and the "
+               "threshold schedule are corroborated by a third-party implementation (docs/theory_sources.md, 9)"),
         extra={"mu_beta": mu_beta, "alpha_max_allowed": bound_alpha})
 
 
