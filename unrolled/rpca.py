@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from unfoldkit.unrolled.operators import soft_threshold
+from unfoldkit.unrolled.svd import svd
 from unfoldkit.unrolled.validation import nonnegative_int, positive_real, step_schedule
 
 Tensor = torch.Tensor
@@ -49,9 +50,10 @@ def svt(X: Tensor, tau: Scalar) -> Tensor:
     """Singular value thresholding D_tau(X) = U soft_tau(Sigma) V^T, batched over the leading dimension.
 
     It is prox_{tau ||.||_*}(X), the proximal operator of the nuclear norm (Cai, Candes & Shen 2010,
-    Theorem 2.1). ``tau`` broadcasts against the singular values, shape (B, min(n1, n2)).
+    Theorem 2.1). ``tau`` broadcasts against the singular values, shape (B, min(n1, n2)). The SVD is
+    ``unrolled.svd.svd`` (torch's, with a backward pass that stays finite for the thresholded triplets).
     """
-    U, s, Vh = torch.linalg.svd(X, full_matrices=False)
+    U, s, Vh = svd(X)
     if isinstance(tau, torch.Tensor) and tau.dim() == 3:  # (B, 1, 1) per-instance -> (B, 1)
         tau = tau.squeeze(-1)
     return (U * soft_threshold(s, tau).unsqueeze(-2)) @ Vh
@@ -164,7 +166,7 @@ def scaledgd_init(M: Tensor, rank: int, zeta0: Scalar, threshold=soft) -> tuple[
     """LRPCA's initialisation (Cai, Liu & Yin 2021, Alg. 1): S_0 = T_{zeta0}(M), and the truncated SVD
     M - S_0 ~ A Sigma B^T (rank r) gives U_0 = A Sigma^{1/2}, V_0 = B Sigma^{1/2}. Returns (U_0, V_0, S_0)."""
     S0 = threshold(M, zeta0)
-    A, s, Bh = torch.linalg.svd(M - S0, full_matrices=False)
+    A, s, Bh = svd(M - S0)
     root = s[..., None, :rank].sqrt()
     return A[..., :rank] * root, Bh[..., :rank, :].mT * root, S0
 
