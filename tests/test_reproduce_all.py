@@ -144,6 +144,7 @@ def test_a_failing_entry_is_recorded_and_the_others_still_run(fake, tmp_path, ca
     doc = _index(out)
     assert doc["entries"][0]["status"] == "FAILED" and "broke on purpose" in doc["entries"][0]["error"]
     assert doc["entries"][1]["status"] == "ran" and doc["summary"]["failed"] == 1
+    assert doc["summary"]["violated_entries"] == [] and not doc["summary"]["all_hold"]
     page = (out / "index.html").read_text()
     assert "FAILED: RuntimeError: broken broke on purpose" in page and page.count("data:image/png;base64,") == 1
     # the next run retries the failed entry and keeps the good one

@@ -194,7 +194,7 @@ def _run_entry(figure: registry.Figure, out: Path, quick: bool, seed: int, progr
         result = figure.reproduce(out, quick=quick, seed=seed, progress=progress)
     except Exception as err:  # noqa: BLE001 - one figure failing must not lose the others
         traceback.print_exc(file=sys.stderr)
-        return {"status": index.FAILED, "seconds": time.perf_counter() - start, "all_hold": False, "verdicts": {},
+        return {"status": index.FAILED, "seconds": time.perf_counter() - start, "all_hold": None, "verdicts": {},
                 "error": f"{type(err).__name__}: {err}", "finished": index.now()}
     return {"status": index.RAN, "seconds": time.perf_counter() - start,
             "verdicts": index.compact_verdicts(result.get("verdicts", {})),

@@ -96,6 +96,7 @@ def summary(doc: dict[str, Any]) -> dict[str, Any]:
     return {"entries": len(entries), "ran": count[RAN], "skipped": count[SKIPPED], "failed": count[FAILED],
             "not_run": count[PENDING], "verdicts": len(verdicts),
             "verdicts_holding": sum(v["state"] == "holds" for v in verdicts),
+            "verdicts_not_applicable": sum(v["state"] == "not applicable" for v in verdicts),
             "violated_entries": violated,
             "all_hold": count[FAILED] == 0 and count[PENDING] == 0 and not violated,
             "seconds_total": sum(seconds)}
@@ -109,7 +110,8 @@ def summary_line(doc: dict[str, Any]) -> str:
     head += f", {s['not_run']} not run" if s["not_run"] else ""
     head += ")"
     if s["all_hold"]:
-        return f"{head}: all verdicts hold"
+        na = s.get("verdicts_not_applicable", 0)
+        return f"{head}: every applicable verdict holds" + (f" ({na} not applicable)" if na else "")
     problems = []
     if s["failed"]:
         problems.append("an entry FAILED")
@@ -150,7 +152,7 @@ def _facts(doc: dict[str, Any]) -> list[list[str]]:
     unknown_text = f"; the times of {unknown} kept entries are not known (no earlier index.json)" if unknown else ""
     return [["entries", f"{s['entries']} ({s['ran']} ran now, {s['skipped']} kept from an earlier run, "
                         f"{s['failed']} failed, {s['not_run']} not run)"],
-            ["verdicts", f"{s['verdicts_holding']} of {s['verdicts']} hold"],
+            ["verdicts", _verdict_counts(s["verdicts_holding"], s["verdicts_not_applicable"], s["verdicts"])],
             ["total time", f"{s['seconds_total']:.1f} s over the figures ({s['seconds_total'] / 60:.1f} min); "
                            f"this invocation {doc.get('wall_s', 0.0):.1f} s{unknown_text}"],
             ["mode", doc["mode"] + (" (small sizes)" if doc["mode"] == "quick" else " (paper scale)")],
@@ -158,11 +160,18 @@ def _facts(doc: dict[str, Any]) -> list[list[str]]:
             ["date (UTC)", doc["updated"]], ["command", doc.get("command", "")]]
 
 
+def _verdict_counts(holding: int, not_applicable: int, total: int) -> str:
+    other = total - holding - not_applicable
+    return ", ".join([f"{holding} of {total} hold"] + ([f"{not_applicable} not applicable"] if not_applicable else [])
+                     + ([f"{other} VIOLATED"] if other else []))
+
+
 def _contents_rows(doc: dict[str, Any]) -> list[list[str]]:
     rows = []
     for e in doc["entries"]:
-        held = sum(v["state"] == "holds" for v in e["verdicts"].values())
-        rows.append([e["name"], e["status"], f"{held} of {len(e['verdicts'])} hold" if e["verdicts"] else "n/a",
+        states = [v["state"] for v in e["verdicts"].values()]
+        counts = _verdict_counts(states.count("holds"), states.count("not applicable"), len(states))
+        rows.append([e["name"], e["status"], counts if e["verdicts"] else "n/a",
                      _seconds(e), e["paper"] or "n/a"])
     return rows
 
@@ -197,7 +206,7 @@ INDEX_CSS = """
 .error{background:#f8d0d0;color:#7a0d0d;padding:.5em 1em;border-radius:4px;font-family:monospace;white-space:pre-wrap}
 .files{font-size:.9em}
 section.entry{border-top:1px solid #ddd;margin-top:2em}
-#contents + table td:first-child{white-space:nowrap}
+#contents + table td:first-child,#contents + table td:nth-child(4){white-space:nowrap}
 """
 
 
