@@ -116,3 +116,24 @@ def test_one_line_errors(call, match):
     with pytest.raises(ValueError, match=match) as info:
         call(M)
     assert "\n" not in str(info.value)
+
+
+def test_rpca_ista_is_monotone_and_reaches_a_fixed_point():
+    """ISTA on (1/2)||M - L - S||^2 + lam_L ||L||_* + lam_S ||S||_1 with step 1/2 = 1/Lip (Lip = 2): the
+    objective never increases (Beck & Teboulle 2009, Lemma 2.3; slack 1e-12 relative for float64 round-off),
+    and the iterates approach a fixed point of the prox-gradient map, i.e. a minimizer."""
+    from unfoldkit.unrolled.rpca import rpca_ista_step, run_rpca_ista
+
+    L0, S0, M = instance(B=2)
+    tr = run_rpca_ista(M, 400, lam_L=2.0, lam_S=0.3)
+
+    def F(L, S):
+        return 0.5 * ((M - L - S) ** 2).sum((-2, -1)) + pcp_objective(L, S, 0.3 / 2.0) * 2.0
+
+    values = torch.stack([F(tr.L[k], tr.S[k]) for k in range(tr.L.shape[0])])
+    assert bool((values[1:] <= values[:-1] * (1 + 1e-12)).all())
+    L1, S1 = rpca_ista_step(tr.L[-1], tr.S[-1], M, 2.0, 0.3, 0.5)
+    assert float(relative_error(L1, tr.L[-1]).max()) < 1e-6
+    assert tr.params["step"] == [0.5] * 400 and tr.algorithm == "rpca-ista"
+    with pytest.raises(ValueError, match=r"step must lie in \(0, 1/2\]"):
+        run_rpca_ista(M, 3, step=0.6)
