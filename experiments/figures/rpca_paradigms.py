@@ -15,23 +15,31 @@ co-author's code, dviravra/Unfolded_Approximated_Optimization, ``Robust_PCA/synt
 outlier fraction 0.1, 17 layers, layer-wise training 500 steps on the new layer then 1000 on all, loss
 ||L - L0||_F), scaled to 2 CPU cores:
 
-- QUICK: 64 x 64, rank 4, alpha = 0.1, K = 10, layer-wise (new, all) = (5, 10) Adam steps of batch 4 per
-  layer (600 samples per model), lr 1e-2 (3e-2 for CORONA, whose kernels start far from a good solution),
-  32 test matrices; classical solvers to convergence with up to 400 iterations. Measured about 2-3 minutes
-  on the shared 2-core machine with one thread (docs/rpca.md has the numbers).
+- QUICK: 64 x 64, rank 4, alpha = 0.1, K = 10, end to end: 200 Adam steps of batch 4 (800 samples per
+  model), lr 1e-2, 32 test matrices; classical solvers to convergence with 400 iterations. Measured 77 s on
+  the shared 2-core machine with one thread (docs/rpca.md has the numbers). End to end rather than layer-wise
+  at this budget, measured at 64 x 64, seed 0: layer-wise (new, all) = (5, 10) per layer (600 samples) took
+  CORONA only from -2.0 to -5.0 dB at layer 10 (LRPCA -41.6, learned PCP weights -42.2, correction -50.7 dB),
+  while 150 end-to-end steps (the same 600 samples) reach -19.6 dB for CORONA and as good or better for the
+  other three (-41.7, -43.3, -55.1 dB). Layer-wise training suits models whose early layers can be fitted
+  alone; CORONA's kernels cannot, at so few steps per layer.
 - FULL: 200 x 200, rank 5, alpha = 0.1, K = 17 (the co-author's rank, fraction and depth), layer-wise
-  (new, all) = (25, 50) steps of batch 4 (the co-author's 1 : 2 ratio, 20x fewer steps), 1000 x 1000 being
-  out of reach on 2 cores (one float32 SVD of 1000 x 1000 takes about 0.3 s here, a layer-wise run of 17 x
-  1500 steps several days). Estimated time from the QUICK run: about 40-60 minutes (SVDs scale as n^3, 30x,
-  and the training has 5x more steps at 1.7x the depth; not run).
+  (new, all) = (25, 50) steps of batch 4 (the co-author's 1 : 2 ratio, 20x fewer steps); 1000 x 1000 with
+  17 x 1500 steps is out of reach on 2 cores. Estimated 30-40 minutes, not run: a full-depth training step of
+  batch 4 at 200 x 200, K = 17 (float32, one thread) took 0.14 s (LRPCA), 0.52 s (learned PCP weights),
+  0.52 s (correction), 0.80 s (CORONA), and layer-wise (25, 50) over 17 layers is about 675 full-depth
+  steps per model (about 22 minutes for the four); the classical runs to 500 iterations on 32 matrices
+  about 6 minutes (6.4, 7.7, 0.7 and 6.2 ms per iteration per matrix for PCP, AltProj, ScaledGD, ISTA);
+  mismatch grid and timing a few minutes.
 - Loss: the relative ||L_K - L0||_F^2 / ||L0||_F^2 of ``train_rpca`` (the co-author's loss, normalised so
   that instances weigh the same). Training in float32; the initial-equality check in float64.
 - Error metric: per layer k, 20 log10 of the mean over the test instances of the relative Frobenius error
   ||L_k - L0||_F / ||L0||_F (and the same for S), the metric ``error_db`` of the training curves, computed in
   float64 from the (float32) iterates. The mean of per-instance dB would weigh the best instances more.
-- Classical solvers at equal depth run K iterations; "at convergence" runs ``converge_iters`` iterations and
-  records the first iteration at which the relative change of (L, S) stalls below ``converge_tol`` (every
-  test instance), or None if it never does (e.g. ISTA, still creeping).
+- Classical solvers at equal depth run K iterations; "at convergence" runs ``converge_iters`` iterations,
+  reports the error at the last one and ``stalled_at``, the iteration from which on the relative change of
+  L and S stayed below ``CONVERGE_TOL`` = 1e-7 on every test instance (None if it never did, e.g. ISTA, still
+  creeping at 400 iterations).
 - Cost: learned parameter count; analytic FLOPs per layer as implemented (one flop per entrywise add,
   multiply, compare or elementary function; a matmul of (m x k)(k x n) 2mkn; a convolution 2 k^2 C_in C_out
   n1 n2; an r x r solve 2r^3/3 + 2 r^2 per right-hand side; a thin SVD (U1, Sigma, V) of an m x n matrix,
@@ -126,13 +134,13 @@ class Config:
         return dict(self.lr_family).get(family, self.lr)
 
 
-#: about 2-3 minutes on the shared 2-core machine (one thread), training included
+#: measured 77 s on the shared 2-core machine (one thread), training included
 QUICK = Config(n1=64, n2=64, rank=4, alpha=0.1, num_layers=10, layerwise=None, train_steps=200, batch_size=4,
                lr=1e-2, lr_family=(), val_size=8, eval_every=10, test_size=32,
                converge_iters=400, timing_batch=16, timing_repeats=7, mismatch_ranks=(2, 3, 4, 6, 8),
                mismatch_alphas=(0.05, 0.1, 0.15, 0.2, 0.3), mismatch_noises=(0.0, 1e-3, 1e-2, 1e-1),
                mismatch_size=16)
-#: the co-author's rank 5, alpha 0.1 and K = 17 at 200 x 200, layer-wise (25, 50): estimated 40-60 minutes
+#: the co-author's rank 5, alpha 0.1 and K = 17 at 200 x 200, layer-wise (25, 50): estimated 30-40 minutes
 FULL = Config(n1=200, n2=200, rank=5, alpha=0.1, num_layers=17, layerwise=(25, 50), train_steps=0, batch_size=4,
               lr=1e-2, lr_family=(), val_size=8, eval_every=25, test_size=32,
               converge_iters=500, timing_batch=4, timing_repeats=5, mismatch_ranks=(2, 3, 5, 7, 10),
