@@ -431,3 +431,35 @@ def quadratic_worst_case(steps: Any, mu: float, L: float, momentum: Any = None, 
     source = (f"derived (spectral theorem); residual polynomials: {YOUNG_1953}; {GOLUB_VARGA_1961}")
     return Bound.build(name, k, values, metric=Metric.DISTANCE, theorem=theorem, source=source,
                        status="derived", assumptions=tuple(assumptions), tight=tight, notes=notes, extra=extra)
+
+
+def quadratic_objective_worst_case(steps: Any, mu: float, L: float, R: float = 1.0) -> tuple[float, float]:
+    """Exact worst case of f(x_K) - f* after GD with ``steps`` over quadratics f = 0.5 x^T M x - b^T x with
+    spectrum in [mu, L] and ||x_0 - x*|| <= R, and a maximising eigenvalue: (value, lam*).
+
+    Derived: f(x_K) - f* = 0.5 e_K^T M e_K = 0.5 sum_i lam_i p_K(lam_i)^2 (v_i^T e_0)^2 <= R^2 max_{lam in
+    [mu, L]} q(lam), q(lam) = lam p_K(lam)^2 / 2, with equality for e_0 = R v along the maximising eigenvector
+    (the class PEPit's ``SmoothStronglyConvexQuadraticFunction`` describes). q is a polynomial of degree 2K + 1,
+    so its maximum on [mu, L] is at an endpoint or at a real root of q' (numpy's companion-matrix roots,
+    each refined by one Newton step; degree <= 2K, accurate for the K <~ 40 this is used with).
+    """
+    gam = _as_array("steps", steps)
+    mu, L = float(mu), float(L)
+    if not 0 <= mu < L:
+        raise ValueError(f"need 0 <= mu < L, got mu={mu!r}, L={L!r}")
+    p = np.polynomial.Polynomial([1.0])
+    for g in gam:
+        p = p * np.polynomial.Polynomial([1.0, -g])
+    q = 0.5 * np.polynomial.Polynomial([0.0, 1.0]) * p * p
+    dq, d2q = q.deriv(), q.deriv(2)
+    cands = [mu, L]
+    for r in dq.roots():
+        if abs(r.imag) <= 1e-9 * max(1.0, abs(r.real)):
+            x = float(r.real)
+            if d2q(x) != 0:
+                x -= dq(x) / d2q(x)
+            if mu <= x <= L:
+                cands.append(x)
+    vals = [float(q(x)) for x in cands]
+    i = int(np.argmax(vals))
+    return R * R * vals[i], cands[i]

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from unfoldkit.theory.bound import Bound, Metric
+from unfoldkit.theory.bound import Assumption, Bound, Metric
 from unfoldkit.theory.conditions import ordered_constants, positive_constant, step_factor_at_most
 from unfoldkit.unrolled.steps import fista_t
 from unfoldkit.unrolled.validation import nonnegative_int, positive_real
@@ -175,4 +175,97 @@ CLASSICAL_RATES: dict[str, tuple[Callable[..., Bound], str, bool]] = {
     "ista-convex-tight": (ista_convex_tight, "ista", False),
     "fista-convex": (fista_convex, "fista", False),
     "fista-convex-t": (fista_convex_t, "fista", False),
+}
+
+
+# ---- published rates of the fixed-step methods PEP analyses (theory.pep.methods), at the final layer N -------
+# Each is a Bound at iterations [N] only (OGM's and OGM-G's coefficients depend on N). Status "recalled": the
+# statements were read in the docstrings of PEPit 0.5.1's examples, which cite these theorems, not in the papers;
+# tests/test_pep_methods.py checks each against the exact PEP worst case (an upper bound, or equal where tight).
+KIM_FESSLER_2016 = "Kim & Fessler 2016, Math. Program. 159:81-107 (OGM)"
+KIM_FESSLER_2021 = "Kim & Fessler 2021, J. Optim. Theory Appl. 188:192-219 (OGM-G)"
+GHADIMI_2015 = "Ghadimi, Feyzmahdavian & Johansson 2015, European Control Conference (arXiv 1412.7457)"
+VAN_SCOY_2018 = "Van Scoy, Freeman & Lynch 2018, IEEE Control Syst. Lett. 2(1):49-54"
+DASPREMONT_2021 = "d'Aspremont, Scieur & Taylor 2021, Acceleration Methods, Found. Trends Optim. 5"
+ALTSCHULER_PARRILO = "Altschuler & Parrilo 2024, Acceleration by stepsize hedging I, J. ACM (arXiv 2309.07879)"
+
+
+def _final(name: str, N: int, value: float, metric: str, theorem: str, source: str, tight: bool,
+           assumptions: tuple = (), notes: str = "") -> Bound:
+    return Bound.build(name, np.array([N]), np.array([value]), metric=metric, theorem=theorem, source=source,
+                       status="recalled", assumptions=assumptions, tight=tight, notes=notes)
+
+
+def ogm_rate(L: float, R: float, N: int) -> Bound:
+    """OGM: f(y_N) - f* <= L R^2 / (2 theta_N^2), theta from ``pep.methods.ogm_thetas`` (Kim & Fessler 2016,
+    Thm 2; tight, Drori 2017)."""
+    from unfoldkit.theory.pep.methods import ogm_thetas
+
+    L, R, N = positive_real("L", L), positive_real("R", R), nonnegative_int("N", N)
+    th = ogm_thetas(max(N, 1))[-1] if N else 1.0
+    value = L * R * R / (2.0 * th * th) if N else 0.5 * L * R * R
+    return _final("ogm", N, value, Metric.OBJECTIVE_GAP, "Thm 2 (tight)", KIM_FESSLER_2016, True)
+
+
+def ogm_g_rate(L: float, D: float, N: int) -> Bound:
+    """OGM-G: ||grad f(x_N)||^2 <= 2 L (f(x_0) - f*) / theta~_0^2 (Kim & Fessler 2021, Thm 6.1; tight on Huber
+    functions, their Sec. 6.4), theta~_0 = ``ogm_thetas(N)[-1]``."""
+    from unfoldkit.theory.pep.methods import ogm_thetas
+
+    L, D, N = positive_real("L", L), positive_real("D", D), nonnegative_int("N", N)
+    th0 = ogm_thetas(max(N, 1))[-1] if N else 1.0
+    return _final("ogm-g", N, 2.0 * L * D / (th0 * th0), Metric.SQ_GRAD_NORM, "Thm 6.1 (tight)", KIM_FESSLER_2021,
+                  True)
+
+
+def heavy_ball_rate(L: float, mu: float, alpha: float, beta: float, D: float, N: int) -> Bound:
+    """Heavy ball with alpha in (0, 1/L] and beta = sqrt((1 - alpha mu)(1 - alpha L)):
+    f(x_N) - f* <= (1 - alpha mu)^N (f(x_0) - f*) (Ghadimi et al. 2015, Thm 4). The two conditions are
+    checked (beta within 1e-12 relative)."""
+    L, mu, alpha, D = positive_real("L", L), positive_real("mu", mu), positive_real("alpha", alpha), positive_real("D", D)
+    N = nonnegative_int("N", N)
+    want = float(np.sqrt(max((1 - alpha * mu) * (1 - alpha * L), 0.0)))
+    a1 = step_factor_at_most(L, alpha, 1.0)
+    a2 = Assumption("beta = sqrt((1 - alpha mu)(1 - alpha L))", abs(beta - want) <= 1e-12 * max(1.0, want),
+                    float(beta), f"beta = {want:.12g}")
+    return _final("heavy-ball", N, (1 - alpha * mu) ** N * D, Metric.OBJECTIVE_GAP, "Thm 4", GHADIMI_2015, False,
+                  (a1, a2))
+
+
+def triple_momentum_rate(L: float, mu: float, R: float, N: int) -> Bound:
+    """Triple momentum: f(x_N) - f* <= rho^{2N} L kappa R^2 / 2, rho = 1 - 1/sqrt(kappa), kappa = L/mu
+    (Van Scoy et al. 2018, Thm 1; empirically tight). PEPit's docstring writes rho^{2(N+1)}, its code
+    rho^{2N}; the exact PEP worst case equals rho^{2N} L kappa R^2/2 (tests), so rho^{2(N+1)} could not be a
+    valid bound: the code's form is used."""
+    L, mu, R, N = positive_real("L", L), positive_real("mu", mu), positive_real("R", R), nonnegative_int("N", N)
+    kappa = L / mu
+    rho = 1 - 1 / np.sqrt(kappa)
+    return _final("triple-momentum", N, rho ** (2 * N) * L * kappa * R * R / 2, Metric.OBJECTIVE_GAP,
+                  "Thm 1", VAN_SCOY_2018, True)
+
+
+def agd_strongly_convex_rate(L: float, mu: float, D: float, N: int) -> Bound:
+    """Nesterov's AGD for mu-strongly convex f: f(x_N) - f* <= (1 - sqrt(mu/L))^N (f(x_0) - f* + mu/2 ||x_0 -
+    x*||^2) (d'Aspremont, Scieur & Taylor 2021, Cor. 4.15); D bounds the Lyapunov initial quantity."""
+    L, mu, D, N = positive_real("L", L), positive_real("mu", mu), positive_real("D", D), nonnegative_int("N", N)
+    return _final("agd-strongly-convex", N, (1 - np.sqrt(mu / L)) ** N * D, Metric.OBJECTIVE_GAP, "Cor. 4.15",
+                  DASPREMONT_2021, False)
+
+
+def silver_strongly_convex_rate(L: float, mu: float, R: float, N: int) -> Bound:
+    """GD with the strongly convex silver schedule (``pep.methods.silver_strongly_convex_steps``):
+    ||x_N - x*||^2 <= prod over the powers of two 2^m in N's binary expansion of ((1 - z_m)/(1 + z_m))^2 R^2
+    (Altschuler & Parrilo 2024: their recursive rate for n = 2^m; for other N the concatenation's product)."""
+    from unfoldkit.theory.pep.methods import silver_strongly_convex_steps
+
+    L, mu, R, N = positive_real("L", L), positive_real("mu", mu), positive_real("R", R), nonnegative_int("N", N)
+    rate = silver_strongly_convex_steps(N, mu, L)[1] if N else 1.0
+    return _final("silver-strongly-convex", N, rate * R * R, Metric.SQ_DISTANCE, "silver rate (n = 2^m)",
+                  ALTSCHULER_PARRILO, False)
+
+
+#: the published rates of the PEP example methods: name -> function
+METHOD_RATES: dict[str, Callable[..., Bound]] = {
+    "ogm": ogm_rate, "ogm-g": ogm_g_rate, "heavy-ball": heavy_ball_rate, "triple-momentum": triple_momentum_rate,
+    "agd-strongly-convex": agd_strongly_convex_rate, "silver-strongly-convex": silver_strongly_convex_rate,
 }

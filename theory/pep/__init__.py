@@ -8,6 +8,9 @@ Modules (one idea each):
 
 * ``problem``: what is analysed (``PepSpec``, ``make_spec``, N = 0 closed forms) and what a solve returns
   (``PepSolution``);
+* ``methods``: any fixed-step method in step-matrix form (``LinearMethod``), the classical methods as its
+  constructors (GD, AGD, ISTA, FISTA, OGM, OGM-G, heavy ball, triple momentum, strongly convex AGD, silver
+  steps), and ``method_worst_case``;
 * ``gram``: our engine, the Gram-matrix SDP written with cvxpy (``solve_gram``);
 * ``pepit``: the reference engine, the same spec written with PEPit (``solve_pepit``);
 * ``worst_case``: the entry points (``pep_worst_case``, ``pep_bound``, ``solve_pep``) and the ``Bound``;
@@ -24,8 +27,11 @@ _EXPORTS = {
     "compare": ("GrowthReport", "ScheduleComparison", "classical_schedules", "compare_schedules", "growth_report",
                 "silver_rate", "silver_steps"),
     "gram": ("CERTIFICATE_TOL", "build_gram_program", "solve_gram"),
+    "methods": ("LinearMethod", "agd_strongly_convex", "composite_method", "gradient_method", "heavy_ball",
+                "method_worst_case", "ogm", "ogm_g", "proximal_gradient_method", "silver_strongly_convex_steps",
+                "smooth_method", "triple_momentum"),
     "pepit": ("solve_pepit",),
-    "problem": ("PepSolution", "PepSpec", "initial_worst_case", "make_spec"),
+    "problem": ("PepSolution", "PepSpec", "initial_worst_case", "make_linear_spec", "make_spec"),
     "worst_case": ("ENGINES", "PEP_SOURCE", "PEP_SOURCE_COMPOSITE", "PEP_THEOREM", "pep_bound", "pep_worst_case",
                    "solve_pep"),
 }

@@ -177,33 +177,43 @@ class _QuadraticProbe:
     that every entry of the scaled Gram matrix is of order one even when the worst case decays (strongly
     convex, many layers) or grows (steps above 2/L). The SDP stays exactly equivalent (a diagonal change of
     basis). The probe also gives a lower bound on the worst case (quadratics belong to F_{mu,L}), used to
-    scale the objective.
+    scale the objective. It runs the method's step-matrix form (``pep.methods``), so it serves every method.
     """
 
     def __init__(self, mu: float, initial: str) -> None:
         grid = np.geomspace(max(mu, 1e-3), 1.0, 48)
         self.lam = np.unique(np.concatenate([[mu, 1.0], grid])) if mu > 0 else np.concatenate([[0.0], grid])
         amp = np.ones_like(self.lam)
-        if initial == "function":  # lam x0^2 / 2 = 1
+        if initial in ("function", "lyapunov"):  # lam x0^2 / 2 = 1
             amp = np.sqrt(2.0 / np.maximum(self.lam, 1e-3))
-        self.x_prev = amp.copy()
-        self.x = amp.copy()
+        self.x0 = amp
+        self.grads: list[np.ndarray] = []     # grad f(y_k) per lam
+        self.points: list[np.ndarray] = [amp]  # p_0 = x_0, then the prox outputs (composite form)
+        self.x = amp
 
     @staticmethod
     def magnitude(v: np.ndarray) -> float:
         m = float(np.max(np.abs(v)))
         return m if np.isfinite(m) and m > 1e-150 else 1e-150 if np.isfinite(m) else 1e150
 
-    def layer(self, beta: float, gamma: float) -> tuple[float, float]:
-        """Advance one layer; return the magnitudes of the gradient used and of f there."""
-        y = self.x + beta * (self.x - self.x_prev)
+    def query(self, y: np.ndarray) -> tuple[float, float]:
+        """Record the gradient at y (per lam); return the magnitudes of the gradient and of f there."""
         g = self.lam * y
-        self.x_prev, self.x = self.x, y - gamma * g
+        self.grads.append(g)
         return self.magnitude(g), self.magnitude(0.5 * self.lam * y**2)
 
-    def at_x(self) -> tuple[float, float]:
-        """Magnitudes of the gradient and of f at the current iterate."""
-        return self.magnitude(self.lam * self.x), self.magnitude(0.5 * self.lam * self.x**2)
+    def smooth_point(self, row: np.ndarray) -> np.ndarray:
+        """x_0 - sum_i row[i] g_i over the gradients recorded so far."""
+        y = self.x0.copy()
+        for i, c in enumerate(row[:len(self.grads)]):
+            if c != 0:
+                y = y - c * self.grads[i]
+        return y
+
+    def at(self, x: np.ndarray) -> tuple[float, float]:
+        """Magnitudes of the gradient and of f at x; x becomes the output point."""
+        self.x = x
+        return self.magnitude(self.lam * x), self.magnitude(0.5 * self.lam * x**2)
 
     def metric(self, metric: str) -> float:
         if metric == Metric.OBJECTIVE_GAP:
@@ -233,21 +243,37 @@ def build_gram_program(spec: PepSpec, precondition: bool = True) -> GramProgram:
     """
     s = spec.normalized()
     N = s.num_layers
+    method = s.as_linear()  # every method, templates included, in step-matrix form (pep.methods)
     probe = _QuadraticProbe(s.mu, s.initial)
     pts = _Points(dmax=4 + 2 * N + 2, composite=s.composite)
     x0 = np.zeros(pts.dmax)
     x0[0] = 1.0
-    pts.scales[0] = _QuadraticProbe.magnitude(probe.x)
-    x_prev = x_cur = x0
-    for k in range(N):
-        y = x_cur + s.momentum[k] * (x_cur - x_prev) if s.has_momentum and s.momentum[k] != 0 else x_cur
-        mag = probe.layer(s.momentum[k], s.steps[k])
-        g, _ = pts.f_at(y, mag)
-        z = y - s.steps[k] * g
-        x_new = pts.prox(z, s.prox_steps[k], mag) if s.composite else z
-        x_prev, x_cur = x_cur, x_new
-    xN = x_cur
-    mag_N = probe.at_x()
+    pts.scales[0] = _QuadraticProbe.magnitude(probe.x0)
+    if method.composite:  # y_k = sum_j C[k, j] p_j, p_{k+1} = y_k - gamma_k g(y_k) - tau_k s_{k+1}
+        prox_points, probe_points = [x0], [probe.x0]
+        for k in range(N):
+            row = method.C[k]
+            y = sum(row[j] * prox_points[j] for j in range(k + 1) if row[j] != 0)
+            y_probe = sum(row[j] * probe_points[j] for j in range(k + 1) if row[j] != 0)
+            mag = probe.query(y_probe)
+            g, _ = pts.f_at(y, mag)
+            prox_points.append(pts.prox(y - method.gammas[k] * g, method.taus[k], mag))
+            probe_points.append(y_probe - method.gammas[k] * probe.grads[-1])
+        xN, mag_N = prox_points[N], probe.at(probe_points[N])
+    else:  # y_k = x_0 - sum_{i<k} H[k, i] g_i, x_N = x_0 - sum_i O[N, i] g_i
+        grads: list[np.ndarray] = []
+        for k in range(N):
+            y = x0.copy()
+            for i in range(k):
+                if method.H[k, i] != 0:
+                    y = y - method.H[k, i] * grads[i]
+            g, _ = pts.f_at(y, probe.query(probe.smooth_point(method.H[k])))
+            grads.append(g)
+        xN = x0.copy()
+        for i in range(N):
+            if method.O[N, i] != 0:
+                xN = xN - method.O[N, i] * grads[i]
+        mag_N = probe.at(probe.smooth_point(method.O[N]) if N else probe.x0)
 
     # performance metric at x_N: quadratic part (vectors whose product is taken) and linear part (values)
     obj_lin: list[int] = []
@@ -263,12 +289,15 @@ def build_gram_program(spec: PepSpec, precondition: bool = True) -> GramProgram:
     # initial condition
     init_lin: list[int] = []
     init_vec = None
+    init_weight = 1.0
     if s.initial == "distance":
         init_vec = x0
-    else:
+    else:  # F(x_0) - F* [+ mu/2 ||x_0 - x*||^2 for "lyapunov"]
         init_lin.append(pts.f_at(x0, (1.0, 1.0))[1])
         if s.composite:
             init_lin.append(pts.h_at(x0, (1.0, 1.0))[1])
+        if s.initial == "lyapunov" and s.mu > 0:
+            init_vec, init_weight = x0, 0.5 * s.mu
 
     d, nv = pts.nbasis, pts.nvalues
     scales = pts.scales[:d] if precondition else np.ones(d)
@@ -330,7 +359,8 @@ def build_gram_program(spec: PepSpec, precondition: bool = True) -> GramProgram:
         norm[norm == 0] = 1.0
         pair_q /= norm[:, None]
         pair_b /= norm[:, None]
-    return GramProgram(d, nv, rows, cols, weights, pair_q, pair_b, quad_row(init_vec), values_row(init_lin),
+    return GramProgram(d, nv, rows, cols, weights, pair_q, pair_b, init_weight * quad_row(init_vec),
+                       values_row(init_lin),
                        quad_row(obj_vec) / obj_scale, values_row(obj_lin) / obj_scale, len(pts.f), len(pts.h),
                        scales, obj_scale)
 

@@ -46,6 +46,34 @@ def solve_pepit(spec: PepSpec, solver: str | None = None) -> PepSolution:
     raise RuntimeError("; ".join(errors))
 
 
+def _run_linear(method, x0, f, h, proximal_step):  # noqa: ANN001, ANN202 - PEPit objects
+    """The output after N layers of a step-matrix method (``pep.methods``) written with PEPit points."""
+    N = method.num_layers
+    if method.composite:
+        ps = [x0]
+        for k in range(N):
+            y = None
+            for j in range(k + 1):
+                c = float(method.C[k, j])
+                if c != 0.0:
+                    y = c * ps[j] if y is None else y + c * ps[j]
+            z = y - float(method.gammas[k]) * f.gradient(y)
+            ps.append(proximal_step(z, h, float(method.taus[k]))[0])
+        return ps[N]
+    grads = []
+    for k in range(N):
+        y = x0
+        for i in range(k):
+            if method.H[k, i] != 0.0:
+                y = y - float(method.H[k, i]) * grads[i]
+        grads.append(f.gradient(y))
+    x = x0
+    for i in range(N):
+        if method.O[N, i] != 0.0:
+            x = x - float(method.O[N, i]) * grads[i]
+    return x
+
+
 def _solve_pepit_once(spec: PepSpec, solver: str) -> PepSolution:
     """One PEPit solve with the cvxpy solver ``solver``.
 
@@ -72,15 +100,20 @@ def _solve_pepit_once(spec: PepSpec, solver: str) -> PepSolution:
     x0 = problem.set_initial_point()
     if spec.initial == "distance":
         problem.set_initial_condition((x0 - xs) ** 2 <= spec.initial_value)
-    else:
+    elif spec.initial == "function":
         problem.set_initial_condition(F(x0) - Fs <= spec.initial_value)
-    x_prev = x = x0
-    for k in range(spec.num_layers):
-        beta = float(spec.momentum[k])
-        y = x + beta * (x - x_prev) if (spec.has_momentum and k > 0 and beta != 0.0) else x
-        z = y - float(spec.steps[k]) * f.gradient(y)
-        x_new = proximal_step(z, h, float(spec.prox_steps[k]))[0] if h is not None else z
-        x_prev, x = x, x_new
+    else:  # lyapunov
+        problem.set_initial_condition(F(x0) - Fs + spec.mu / 2 * (x0 - xs) ** 2 <= spec.initial_value)
+    if spec.linear is not None:
+        x = _run_linear(spec.linear, x0, f, h, proximal_step)
+    else:
+        x_prev = x = x0
+        for k in range(spec.num_layers):
+            beta = float(spec.momentum[k])
+            y = x + beta * (x - x_prev) if (spec.has_momentum and k > 0 and beta != 0.0) else x
+            z = y - float(spec.steps[k]) * f.gradient(y)
+            x_new = proximal_step(z, h, float(spec.prox_steps[k]))[0] if h is not None else z
+            x_prev, x = x, x_new
     if spec.metric == Metric.OBJECTIVE_GAP:
         problem.set_performance_metric(F(x) - Fs)
     elif spec.metric == Metric.SQ_GRAD_NORM:

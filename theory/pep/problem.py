@@ -37,7 +37,7 @@ METHOD_ALIASES = {"ista": "pgm", "proximal_gradient": "pgm", "gradient_descent":
                   "accelerated_gradient": "agd", "momentum": "agd",
                   "accelerated_proximal_gradient": "fista"}
 PEP_METRICS = (Metric.OBJECTIVE_GAP, Metric.SQ_DISTANCE, Metric.DISTANCE, Metric.SQ_GRAD_NORM)
-INITIAL_CONDITIONS = ("distance", "function")
+INITIAL_CONDITIONS = ("distance", "function", "lyapunov")
 
 
 def _schedule(name: str, value: Any, length: int | None, *, positive: bool) -> np.ndarray:
@@ -74,6 +74,8 @@ class PepSpec:
     metric: str
     initial: str
     initial_value: float
+    #: a general fixed-step method (``pep.methods.LinearMethod``) when ``method`` is "linear", else None
+    linear: Any = None
 
     @property
     def num_layers(self) -> int:
@@ -82,7 +84,9 @@ class PepSpec:
 
     @property
     def composite(self) -> bool:
-        """True for F = f + h with a prox step on h (pgm, fista)."""
+        """True for F = f + h with a prox step on h (pgm, fista, composite linear methods)."""
+        if self.linear is not None:
+            return bool(self.linear.composite)
         return self.method in COMPOSITE_METHODS
 
     @property
@@ -90,17 +94,31 @@ class PepSpec:
         """True when the gradient is taken at y_k = x_k + beta_k (x_k - x_{k-1}) (agd, fista)."""
         return self.method in MOMENTUM_METHODS
 
+    def as_linear(self) -> Any:
+        """The method in step-matrix form (``pep.methods``): a template becomes its constructor's matrices."""
+        from unfoldkit.theory.pep.methods import gradient_method, proximal_gradient_method
+
+        if self.linear is not None:
+            return self.linear
+        if self.composite:
+            return proximal_gradient_method(self.steps, self.prox_steps,
+                                            self.momentum if self.has_momentum else None, name=self.method)
+        return gradient_method(self.steps, self.momentum if self.has_momentum else None, name=self.method)
+
     def truncated(self, num_layers: int) -> "PepSpec":
         """The same method stopped after ``num_layers`` layers (0 <= num_layers <= K)."""
         if not 0 <= num_layers <= self.num_layers:
             raise ValueError(f"num_layers must lie in [0, {self.num_layers}], got {num_layers}")
         n = num_layers
-        return replace(self, steps=self.steps[:n], momentum=self.momentum[:n], prox_steps=self.prox_steps[:n])
+        linear = None if self.linear is None else self.linear.truncated(n)
+        return replace(self, steps=self.steps[:n], momentum=self.momentum[:n], prox_steps=self.prox_steps[:n],
+                       linear=linear)
 
     def normalized(self) -> "PepSpec":
         """The equivalent problem with L = 1 and unit initial quantity: steps gamma L, tau L, mu / L."""
+        linear = None if self.linear is None else self.linear.scaled(self.L)
         return replace(self, steps=self.steps * self.L, prox_steps=self.prox_steps * self.L, mu=self.mu / self.L,
-                       L=1.0, initial_value=1.0)
+                       L=1.0, initial_value=1.0, linear=linear)
 
     @property
     def scale(self) -> float:
@@ -111,7 +129,7 @@ class PepSpec:
         """
         c, L = self.initial_value, self.L
         sq_metric = Metric.SQ_DISTANCE if self.metric == Metric.DISTANCE else self.metric
-        if self.initial == "distance":
+        if self.initial == "distance":  # "lyapunov" is in function units, like "function"
             return c * {Metric.OBJECTIVE_GAP: L, Metric.SQ_DISTANCE: 1.0, Metric.SQ_GRAD_NORM: L * L}[sq_metric]
         return c * {Metric.OBJECTIVE_GAP: 1.0, Metric.SQ_DISTANCE: 1.0 / L, Metric.SQ_GRAD_NORM: L}[sq_metric]
 
@@ -123,8 +141,10 @@ class PepSpec:
     def describe(self) -> str:
         """One line: method, class, metric and initial condition."""
         cls = f"F_{{{self.mu:g},{self.L:g}}}" + (" + closed convex h" if self.composite else "")
-        init = ("||x0 - x*||^2 <= " if self.initial == "distance" else "F(x0) - F* <= ") + f"{self.initial_value:g}"
-        return f"{self.method} with {self.num_layers} layer(s) on {cls}, metric {self.metric}, {init}"
+        init = {"distance": "||x0 - x*||^2 <= ", "function": "F(x0) - F* <= ",
+                "lyapunov": "F(x0) - F* + mu/2 ||x0 - x*||^2 <= "}[self.initial] + f"{self.initial_value:g}"
+        name = self.method if self.linear is None else self.linear.name
+        return f"{name} with {self.num_layers} layer(s) on {cls}, metric {self.metric}, {init}"
 
 
 def make_spec(steps: Any, *, L: float, mu: float = 0.0, method: str = "gd", momentum: Any = None,
@@ -182,6 +202,40 @@ def make_spec(steps: Any, *, L: float, mu: float = 0.0, method: str = "gd", mome
     return PepSpec(method, gam, beta, tau, L, mu, metric, initial, init_val)
 
 
+def make_linear_spec(method: Any, *, L: float, mu: float = 0.0, metric: str = Metric.OBJECTIVE_GAP,
+                     initial: str = "distance", R: float = 1.0, initial_gap: float = 1.0) -> PepSpec:
+    """The ``PepSpec`` of a general fixed-step method (``pep.methods.LinearMethod``: a smooth step matrix, or
+    the composite form with proximal steps) on F_{mu,L} (+ closed convex h when composite), with the same
+    metrics and initial conditions as ``make_spec`` plus ``initial="lyapunov"``:
+    F(x_0) - F* + mu/2 ||x_0 - x*||^2 <= initial_gap. ``spec.steps`` holds, per layer, the step applied to the
+    layer's own gradient (informational). Raises ValueError naming the argument."""
+    from unfoldkit.theory.pep.methods import LinearMethod
+
+    if not isinstance(method, LinearMethod):
+        raise ValueError(f"method must be a pep.methods.LinearMethod (see its constructors), got "
+                         f"{type(method).__name__}")
+    L = positive_real("L", L)
+    mu = finite_real("mu", mu)
+    if mu < 0 or mu >= L:
+        raise ValueError(f"mu must satisfy 0 <= mu < L, got mu={mu!r}, L={L!r}")
+    if metric not in PEP_METRICS:
+        raise ValueError(f"metric must be one of {PEP_METRICS}, got {metric!r}")
+    if metric == Metric.SQ_GRAD_NORM and method.composite:
+        raise ValueError("metric sq_grad_norm is defined for smooth methods only; F = f + h has no gradient")
+    if initial not in INITIAL_CONDITIONS:
+        raise ValueError(f"initial must be one of {INITIAL_CONDITIONS}, got {initial!r}")
+    init_val = positive_real("R", R) ** 2 if initial == "distance" else positive_real("initial_gap", initial_gap)
+    K = method.num_layers
+    if method.composite:
+        own, tau = np.array(method.gammas, dtype=float), np.array(method.taus, dtype=float)
+    else:
+        own, tau = np.array([method.O[k + 1, k] for k in range(K)], dtype=float), np.zeros(K)
+    beta = np.zeros(K)
+    for arr in (own, beta, tau):
+        arr.setflags(write=False)
+    return PepSpec("linear", own, beta, tau, L, mu, metric, initial, init_val, linear=method)
+
+
 def initial_worst_case(spec: PepSpec) -> float:
     """Worst case of the metric at x_0 itself (N = 0), in closed form (each value is attained, or approached,
     in F_{mu,L} by a quadratic (mu or L)/2 ||x - x*||^2, or by an h whose domain excludes x_0):
@@ -190,6 +244,9 @@ def initial_worst_case(spec: PepSpec) -> float:
       F(x_0) - F* <= D;
     * squared distance: R^2, or 2 D / mu under F(x_0) - F* <= D (strong convexity; +inf when mu = 0);
     * squared gradient norm: L^2 R^2, or 2 L D (||grad f||^2 <= 2 L (f - f*));
+    * under the Lyapunov condition f(x0) - f* + mu/2 ||x0 - x*||^2 <= D (f alone): objective L D/(L + mu),
+      squared distance D / mu, squared gradient 2 L^2 D/(L + mu) (the quadratic L/2 ||x - x*||^2 attains the
+      first and third, mu/2 ||x - x*||^2 the second); with h, objective D (h can carry the whole gap);
     * distance: the square root of the squared distance.
     """
     c, L, mu = spec.initial_value, spec.L, spec.mu
@@ -197,9 +254,16 @@ def initial_worst_case(spec: PepSpec) -> float:
     if spec.initial == "distance":
         v = {Metric.OBJECTIVE_GAP: float("inf") if spec.composite else 0.5 * L * c,
              Metric.SQ_DISTANCE: c, Metric.SQ_GRAD_NORM: L * L * c}[metric]
-    else:
+    elif spec.initial == "function":
         v = {Metric.OBJECTIVE_GAP: c, Metric.SQ_DISTANCE: 2.0 * c / mu if mu > 0 else float("inf"),
              Metric.SQ_GRAD_NORM: 2.0 * L * c}[metric]
+    else:  # lyapunov: F(x0) - F* + mu/2 R^2 <= c with mu/2 R^2 <= f(x0) - f* <= L/2 R^2 (attained by quadratics)
+        if spec.composite:
+            v = {Metric.OBJECTIVE_GAP: c, Metric.SQ_DISTANCE: c / mu if mu > 0 else float("inf"),
+                 Metric.SQ_GRAD_NORM: float("nan")}[metric]
+        else:
+            v = {Metric.OBJECTIVE_GAP: c * L / (L + mu), Metric.SQ_DISTANCE: c / mu if mu > 0 else float("inf"),
+                 Metric.SQ_GRAD_NORM: 2.0 * L * L * c / (L + mu)}[metric]
     return float(np.sqrt(v)) if spec.metric == Metric.DISTANCE else float(v)
 
 
