@@ -12,6 +12,8 @@ Modules (one idea each):
   constructors (GD, AGD, ISTA, FISTA, OGM, OGM-G, heavy ball, triple momentum, strongly convex AGD, silver
   steps), and ``method_worst_case``;
 * ``gram``: our engine, the Gram-matrix SDP written with cvxpy (``solve_gram``);
+* ``constraint_generation``: the same SDP at long horizons, solved with a growing subset of the pairs until
+  every pair holds (``solve_generation``; ``formulation=`` of the entry points);
 * ``pepit``: the reference engine, the same spec written with PEPit (``solve_pepit``);
 * ``worst_case``: the entry points (``pep_worst_case``, ``pep_bound``, ``solve_pep``) and the ``Bound``;
 * ``compare``: classical schedules, silver steps, growth flags (``compare_schedules``, ``growth_report``).
@@ -26,14 +28,16 @@ from typing import Any
 _EXPORTS = {
     "compare": ("GrowthReport", "ScheduleComparison", "classical_schedules", "compare_schedules", "growth_report",
                 "silver_rate", "silver_steps"),
+    "constraint_generation": ("GENERATION_TOL", "GenerationInfo", "point_layout", "solve_generation",
+                              "start_pairs"),
     "gram": ("CERTIFICATE_TOL", "build_gram_program", "solve_gram"),
     "methods": ("LinearMethod", "agd_strongly_convex", "composite_method", "gradient_method", "heavy_ball",
                 "method_worst_case", "ogm", "ogm_g", "proximal_gradient_method", "silver_strongly_convex_steps",
                 "smooth_method", "triple_momentum"),
     "pepit": ("solve_pepit",),
     "problem": ("PepSolution", "PepSpec", "initial_worst_case", "make_linear_spec", "make_spec"),
-    "worst_case": ("ENGINES", "PEP_SOURCE", "PEP_SOURCE_COMPOSITE", "PEP_THEOREM", "pep_bound", "pep_worst_case",
-                   "solve_pep"),
+    "worst_case": ("ENGINES", "FORMULATIONS", "PEP_SOURCE", "PEP_SOURCE_COMPOSITE", "PEP_THEOREM", "pep_bound",
+                   "pep_worst_case", "solve_pep"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_MODULE_OF)

@@ -18,9 +18,11 @@ none is violated (above ``GENERATION_TOL`` relative to max(1, max G_ii)). Then:
   the multipliers padded by zeros), and accepted with ``pep.gram.CERTIFICATE_TOL`` as in ``solve_gram``.
 
 Unbounded relaxations. An unbounded relaxation says nothing by itself about the full program (fewer
-constraints). The solver's certificate of unboundedness is a ray (dG, dF) of the relaxation; it is checked
-against every pair (homogeneous part) and the initial condition: if it satisfies all of them the full program
-is unbounded too (+inf), otherwise the violated pairs are added and the loop goes on.
+constraints). SCS's certificate of unboundedness is a ray (dG, dF) of the relaxation with objective gain > 0;
+it is checked from the data against every pair (homogeneous part), the initial condition and the PSD cone,
+per unit of objective gain: if every violation is below CERTIFICATE_TOL, the full program is unbounded too
+(+inf); violated pairs are added and the loop goes on; a ray violating only the initial condition or the
+cone is not a proof (the solver fails; another solver is tried).
 
 Start set (``start_pairs``): pairs that carry the multipliers of the known dual solutions of fixed-step
 methods (Drori & Teboulle 2014; Taylor, Hendrickx & Glineur 2017): consecutive points (i, i+1) and (i+1, i)
@@ -30,7 +32,8 @@ All pairs are evaluated without the dense row matrix: with P (points), Q (gradie
 of the points in the basis, the n x n matrices P G Q^T, Q G Q^T, P G P^T give every pair's inequality at once
 (O(n d^2) work, O(n^2) memory). The rows of the subset are built as sparse matrices directly.
 
-Coefficient bookkeeping. ``point_layout`` re-derives, for the four method templates, the points, (sub)gradients,
+Coefficient bookkeeping. ``point_layout`` re-derives, for every method in step-matrix form (``pep.methods``;
+the four templates through ``PepSpec.as_linear``), the points, (sub)gradients,
 function values, initial condition and metric in the basis of ``pep.gram.build_gram_program`` (without
 preconditioning), which stays the source of truth: tests/test_pep_generation.py checks that the rows built
 here equal that builder's rows, pair by pair, on small K.
@@ -94,6 +97,7 @@ class PointLayout:
     hv: np.ndarray
     init_vec: np.ndarray | None
     init_lin: tuple[int, ...]
+    init_weight: float
     obj_vec: np.ndarray | None
     obj_lin: tuple[int, ...]
 
@@ -170,19 +174,30 @@ def point_layout(spec: PepSpec) -> PointLayout:
         h.append((zero, -gstar, -1))
     x0 = np.zeros(dmax)
     x0[0] = 1.0
-    x_prev = x_cur = x0
-    for k in range(N):
-        y = x_cur + s.momentum[k] * (x_cur - x_prev) if s.has_momentum and s.momentum[k] != 0 else x_cur
-        g, _ = at(f, y)
-        z = y - s.steps[k] * g
-        if s.composite:
+    method = s.as_linear()  # the templates too, in step-matrix form (pep.methods), as the builder does
+    if method.composite:  # y_k = sum_j C[k, j] p_j, p_{k+1} = y_k - gamma_k g(y_k) - tau_k s_{k+1}
+        prox_points = [x0]
+        for k in range(N):
+            row = method.C[k]
+            y = sum(row[j] * prox_points[j] for j in range(k + 1) if row[j] != 0)
+            g, _ = at(f, y)
             sk, v = new_basis(), new_value()
-            x_new = z - s.prox_steps[k] * sk
+            x_new = (y - method.gammas[k] * g) - method.taus[k] * sk
             h.append((x_new, sk, v))
-        else:
-            x_new = z
-        x_prev, x_cur = x_cur, x_new
-    xN = x_cur
+            prox_points.append(x_new)
+        xN = prox_points[N]
+    else:  # y_k = x_0 - sum_{i<k} H[k, i] g_i, x_N = x_0 - sum_i O[N, i] g_i
+        grads: list[np.ndarray] = []
+        for k in range(N):
+            y = x0.copy()
+            for i in range(k):
+                if method.H[k, i] != 0:
+                    y = y - method.H[k, i] * grads[i]
+            grads.append(at(f, y)[0])
+        xN = x0.copy()
+        for i in range(N):
+            if method.O[N, i] != 0:
+                xN = xN - method.O[N, i] * grads[i]
     obj_lin: list[int] = []
     obj_vec = None
     if s.metric == Metric.OBJECTIVE_GAP:
@@ -195,12 +210,15 @@ def point_layout(spec: PepSpec) -> PointLayout:
         obj_vec = xN
     init_lin: list[int] = []
     init_vec = None
+    init_weight = 1.0
     if s.initial == "distance":
         init_vec = x0
-    else:
+    else:  # F(x_0) - F* [+ mu/2 ||x_0 - x*||^2 for "lyapunov"]
         init_lin.append(at(f, x0)[1])
         if s.composite:
             init_lin.append(at(h, x0)[1])
+        if s.initial == "lyapunov" and s.mu > 0:
+            init_vec, init_weight = x0, 0.5 * s.mu
     d = nb[0]
 
     def stack(plist: list, col: int) -> np.ndarray:
@@ -208,7 +226,7 @@ def point_layout(spec: PepSpec) -> PointLayout:
 
     return PointLayout(d, nval[0], float(s.mu), stack(f, 0), stack(f, 1), np.array([p[2] for p in f], dtype=np.int64),
                        stack(h, 0), stack(h, 1), np.array([p[2] for p in h], dtype=np.int64),
-                       None if init_vec is None else init_vec[:d], tuple(init_lin),
+                       None if init_vec is None else init_vec[:d], tuple(init_lin), init_weight,
                        None if obj_vec is None else obj_vec[:d], tuple(obj_lin))
 
 
@@ -289,13 +307,13 @@ def _scs_rows(lay: PointLayout, index: np.ndarray) -> sp.csr_matrix:
     return sp.vstack(blocks, format="csr") if blocks else sp.csr_matrix((0, r.size + nv))
 
 
-def _vec_row(lay: PointLayout, vec: np.ndarray | None, lin: tuple[int, ...]) -> np.ndarray:
-    """[G part in SCS order | F part] of <vec vec^T, G> + sum_{i in lin} F_i."""
+def _vec_row(lay: PointLayout, vec: np.ndarray | None, lin: tuple[int, ...], weight: float = 1.0) -> np.ndarray:
+    """[G part in SCS order | F part] of weight <vec vec^T, G> + sum_{i in lin} F_i."""
     d, nv = lay.gram_size, lay.num_values
     r, c, scale = _scs_order(d)
     out = np.zeros(r.size + nv)
     if vec is not None:
-        out[:r.size] = vec[r] * vec[c] * scale
+        out[:r.size] = weight * vec[r] * vec[c] * scale
     for k in lin:
         out[r.size + k] += 1.0
     return out
@@ -473,7 +491,7 @@ def _generate(lay: PointLayout, name: str, start: np.ndarray) -> dict:
     always ``active``, ``info``, ``solver_time``."""
     d = lay.gram_size
     T = d * (d + 1) // 2
-    init_row = _vec_row(lay, lay.init_vec, lay.init_lin)
+    init_row = _vec_row(lay, lay.init_vec, lay.init_lin, lay.init_weight)
     obj_row = _vec_row(lay, lay.obj_vec, lay.obj_lin)
     active = start.copy()
     info = GenerationInfo(pairs_total=lay.num_pairs)
@@ -502,14 +520,21 @@ def _generate(lay: PointLayout, name: str, start: np.ndarray) -> dict:
                 break
             warm = {"x": x, "lam": res["lam"], "lam0": res["lam0"], "ypsd": res.get("ypsd", np.zeros(T))}
         elif st in ("unbounded", "unbounded_inaccurate") and name == "SCS":
-            # SCS's certificate of dual infeasibility: a ray (dG, dF) of the relaxation with obj > 0
+            # SCS's certificate of dual infeasibility: a ray (dG, dF) of the relaxation with obj > 0, checked
+            # from the data on EVERY pair, the initial condition and the PSD cone, per unit of objective gain
             ray = res["x"]
             Gr, Fr = _to_matrix(d, ray[:T]), ray[T:]
-            vals = all_pair_values(lay, Gr, Fr)
-            size = max(float(np.max(np.abs(np.diag(Gr)))), float(np.max(np.abs(Fr))) if Fr.size else 0.0, 1e-300)
-            new = np.setdiff1d(np.flatnonzero(vals > GENERATION_TOL * size), active)
+            gain = float(obj_row @ ray)
+            vals = all_pair_values(lay, Gr, Fr) / max(gain, 1e-300)
+            new = np.setdiff1d(np.flatnonzero(vals > CERTIFICATE_TOL), active) if gain > 0 else np.zeros(0, int)
             if new.size == 0:
-                out = {"kind": "unbounded", "status": st}
+                other = max(float(init_row @ ray), -float(np.linalg.eigvalsh(Gr).min())) / max(gain, 1e-300)
+                worst = max(other, float(vals.max()) if vals.size else 0.0)
+                if gain > 0 and worst <= CERTIFICATE_TOL:
+                    out = {"kind": "unbounded", "status": st, "ray_violation": worst}
+                else:
+                    out = {"kind": "failed", "status": f"{st} (ray not verified: violation {worst:.1e} per unit "
+                                                         "of objective)"}
                 break
             if info.rounds >= MAX_ROUNDS:
                 out = {"kind": "failed", "status": f"{st} after {MAX_ROUNDS} rounds"}
@@ -535,8 +560,8 @@ def solve_generation(spec: PepSpec, solver: str | None = None, start: np.ndarray
     result and the Gram size is at most ``CLARABEL_MAX_GRAM_SIZE`` (its KKT system is dense in d(d+1)/2).
     ``start``: full-program row indices to start from (default ``start_pairs``). Returns the ``PepSolution``
     (certificate recomputed on the full program, accepted as in ``solve_gram``) and a ``GenerationInfo``
-    (rounds, pairs used). +inf when the full program is unbounded (a ray of the relaxation that satisfies every
-    pair); 'unbounded_inaccurate' gives +inf only when no solver found a certified optimum. Raises
+    (rounds, pairs used). +inf when the full program is unbounded (a ray of the relaxation verified on every
+    pair, the initial condition and the cone, whatever the solver's status said). Raises
     RuntimeError naming every solver and status when none is accepted.
     """
     t0 = time.perf_counter()
@@ -551,7 +576,7 @@ def solve_generation(spec: PepSpec, solver: str | None = None, start: np.ndarray
                              f"got {solver!r}")
     start_idx = np.asarray(start_pairs(lay) if start is None else np.unique(start), dtype=np.int64)
     attempts: list[str] = []
-    chosen = unbounded = None
+    chosen = None
     total_solver_time = 0.0
     for name in names:
         run = _generate(lay, name, start_idx)
@@ -572,22 +597,18 @@ def solve_generation(spec: PepSpec, solver: str | None = None, start: np.ndarray
             if _certified(run):
                 chosen = dict(run, name=name, status=status)
                 break
-        elif run["kind"] == "unbounded" and run["status"] == "unbounded":
-            attempts.append(f"{name}: unbounded ({note}; the ray satisfies every pair)")
+        elif run["kind"] == "unbounded":
+            attempts.append(f"{name}: {run['status']} ({note}; its ray verified on every pair, violation "
+                            f"{run['ray_violation']:.1e} per unit of objective)")
             chosen = dict(run, name=name, status="unbounded")
             break
-        elif run["kind"] == "unbounded":
-            attempts.append(f"{name}: unbounded_inaccurate ({note}; the ray satisfies every pair)")
-            if unbounded is None:
-                unbounded = dict(run, name=name, status="unbounded_inaccurate")
         else:
             # a relaxation reported unbounded without a ray checked on every pair says nothing about the full
             # program: a failure of this solver
             attempts.append(f"{name}: {run['status']}" + (" (relaxation, no checked ray)"
-                                                          if str(run["status"]).startswith("unbounded") else "")
+                                                          if str(run["status"]).startswith("unbounded") and "ray" not in str(run["status"])
+                                                          else "")
                             + f" ({note})")
-    if chosen is None and unbounded is not None:
-        chosen = unbounded  # +inf is a valid (trivial) upper bound; as in solve_gram
     if chosen is None:
         raise RuntimeError(f"PEP SDP (constraint generation) failed for {spec.describe()}: no solver reached an "
                            "accepted status; " + "; ".join(attempts))
