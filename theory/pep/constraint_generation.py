@@ -64,6 +64,8 @@ GENERATION_TOL = CERTIFICATE_TOL / 100.0
 GENERATION_SOLVERS = ("SCS", "CLARABEL")
 #: solver=None/"auto": Clarabel (dense KKT in d(d+1)/2) is the fallback only up to this Gram size
 CLARABEL_MAX_GRAM_SIZE = 60
+#: SCS's iteration limit per round when Clarabel follows as fallback (small Gram sizes)
+SCS_MAX_ITERS_WITH_FALLBACK = 10_000
 #: at most this many rounds (each adds at least one pair, so the loop ends anyway at the full set)
 MAX_ROUNDS = 60
 #: SCS settings (tight, as ``pep.gram.SOLVER_OPTIONS``)
@@ -485,7 +487,7 @@ def _clarabel_solve(lay: PointLayout, index: np.ndarray, init_row: np.ndarray, o
     return out
 
 
-def _generate(lay: PointLayout, name: str, start: np.ndarray) -> dict:
+def _generate(lay: PointLayout, name: str, start: np.ndarray, scs_settings: dict | None = None) -> dict:
     """The generation loop with one solver. Returns a dict: ``kind`` "optimal" (with G, F, x, lam, lam0, the
     subset's rows A and the final solver status), "unbounded" (a ray that satisfies every pair), or "failed";
     always ``active``, ``info``, ``solver_time``."""
@@ -502,7 +504,7 @@ def _generate(lay: PointLayout, name: str, start: np.ndarray) -> dict:
     while True:
         info.rounds += 1
         if name == "SCS":
-            res = _scs_solve(lay, A, init_row, obj_row, warm, SCS_SETTINGS)
+            res = _scs_solve(lay, A, init_row, obj_row, warm, scs_settings or SCS_SETTINGS)
         else:
             res = _clarabel_solve(lay, active, init_row, obj_row)
         solver_time += res["solver_time"] if np.isfinite(res["solver_time"]) else 0.0
@@ -579,7 +581,12 @@ def solve_generation(spec: PepSpec, solver: str | None = None, start: np.ndarray
     chosen = None
     total_solver_time = 0.0
     for name in names:
-        run = _generate(lay, name, start_idx)
+        settings = SCS_SETTINGS
+        if name == "SCS" and "CLARABEL" in names[names.index("SCS") + 1:]:
+            # small programs with Clarabel as fallback: do not let SCS crawl (its slow cases are the
+            # geometrically decaying ones, where Clarabel is fast at this size)
+            settings = {**SCS_SETTINGS, "max_iters": SCS_MAX_ITERS_WITH_FALLBACK}
+        run = _generate(lay, name, start_idx, settings)
         total_solver_time += run["solver_time"]
         info = run["info"]
         note = f"constraint generation: {info.rounds} round(s), {info.pairs_used} of {info.pairs_total} pairs" + (
