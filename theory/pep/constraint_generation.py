@@ -47,6 +47,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import cvxpy as cp
 import numpy as np
@@ -643,3 +644,38 @@ def _padded(lay: PointLayout, active: np.ndarray, lam: np.ndarray) -> np.ndarray
     out = np.zeros(lay.num_pairs)
     out[active] = lam
     return out
+
+
+def pair_classes(lay: PointLayout, index: np.ndarray) -> dict[str, int]:
+    """How many of the full-program pairs ``index`` are with the optimum ((i, *) or (*, i)), between
+    consecutive points ((i, i+1) or (i+1, i), in creation order), or other; by function (f, h)."""
+    kind, i, j = lay.pair_of(np.asarray(index, dtype=np.int64))
+    star = (i == 0) | (j == 0)
+    consecutive = ~star & (np.abs(i - j) == 1)
+    out = {}
+    for k, fn in ((0, "f"), (1, "h")):
+        sel = kind == k
+        out[f"{fn}: with optimum"] = int(np.sum(sel & star))
+        out[f"{fn}: consecutive"] = int(np.sum(sel & consecutive))
+        out[f"{fn}: other"] = int(np.sum(sel & ~star & ~consecutive))
+    return out
+
+
+def active_pairs(spec: PepSpec, solver: str = "CLARABEL", rel: float = 1e-6) -> dict[str, Any]:
+    """Which pairs carry non-zero multipliers in the FULL formulation's dual solution (``pep.gram.solve_gram``
+    with ``keep_solution``): counts by class (``pair_classes``) of the multipliers above ``rel`` times the
+    largest, and whether the start set (``start_pairs``) contains them all. An interior-point solver (Clarabel)
+    returns a maximally complementary dual solution (every pair that is non-zero in SOME dual solution);
+    constraint generation only needs the support of one."""
+    from unfoldkit.theory.pep.gram import build_gram_program, solve_gram
+
+    lay = point_layout(spec)
+    sol = solve_gram(spec, solver=solver, keep_solution=True)
+    lam = np.asarray(sol.multipliers, dtype=float)
+    prog = build_gram_program(spec, precondition=solver.upper() == "CLARABEL")
+    if prog.pair_q.shape[0] != lay.num_pairs:
+        raise RuntimeError("pair layout differs from build_gram_program's")
+    support = np.flatnonzero(lam > rel * max(float(lam.max()), 1e-300)) if lam.size else np.zeros(0, int)
+    start = start_pairs(lay)
+    return {"num_pairs": lay.num_pairs, "num_active": int(support.size), "classes": pair_classes(lay, support),
+            "active_outside_start": int(np.setdiff1d(support, start).size), "start_size": int(start.size)}
