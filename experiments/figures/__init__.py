@@ -131,4 +131,22 @@ FIGURES: dict[str, Figure] = {figure.NAME: figure for figure in (
                    "(shaded). Each verdict checks that a bound stays above the measured risk at every "
                    "configuration; a bound that does not apply to a family is not applicable, with the "
                    "reason."),
+    Figure("rpca-paradigms",
+           "robust PCA: the survey's four paradigms (LRPCA, learned PCP weights, ScaledGD + correction, "
+           "CORONA-style) vs classical solvers: error per layer, cost, mismatch",
+           f"{_PACKAGE}.rpca_paradigms",
+           paper="Shlezinger et al. 2025 survey (arXiv 2512.03768), the paradigm comparison on robust PCA; its "
+                 "sizes and metrics could not be read, so sizes follow the co-author code "
+                 "dviravra/Unfolded_Approximated_Optimization (Robust_PCA/synthetic), scaled to 2 CPU cores; "
+                 "models after Cai, Liu & Yin 2021 (LRPCA) and Solomon et al. 2019 (CORONA)",
+           caption="One unfolded robust-PCA model per design paradigm of the survey, each starting as its "
+                   "classical solver (checked in float64) and trained on the same samples: LRPCA (learned "
+                   "thresholds and steps of ScaledGD), learned PCP objective weights (ADMM), ScaledGD with a "
+                   "learned entrywise correction, and CORONA-style learned convolutions (ISTA on relaxed PCP). "
+                   "Per layer, the error of L and S beside the classical solvers at equal depth and at "
+                   "convergence; the training curves; the error under model mismatch at test time (rank, "
+                   "outlier fraction, noise); and a table of the qualitative axes measured: learned "
+                   "parameters, FLOPs and time per layer, the share of learned parameters that keep a classical "
+                   "meaning, and the worst error growth under mismatch. The recovery theorems (LRPCA, AltProj) "
+                   "are checked on these instances and reported as not applicable where their assumptions fail."),
 )}
