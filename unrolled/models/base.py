@@ -41,7 +41,28 @@ class ParamInfo:
     meaning: str = ""
 
 
-class UnfoldedModel(nn.Module, metaclass=ABCMeta):
+class TracksDtype(nn.Module):
+    """A module with a ``model_dtype`` (float32 or float64) that follows its parameters: nn.Module's ``to`` /
+    ``double`` / ``float`` / ``cuda`` hook keeps it in step, so ``model.to(torch.float64)`` also casts the
+    inputs to float64. Shared by the sparse-recovery and the robust-PCA models."""
+
+    model_dtype: torch.dtype
+
+    @property
+    def dtype_name(self) -> str:
+        """The model dtype as a JSON-friendly string ("float32" or "float64")."""
+        return DTYPE_NAMES[self.model_dtype]
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "TracksDtype":
+        out = super()._apply(fn, *args, **kwargs)
+        for t in (*self.parameters(), *self.buffers()):
+            if t.dtype in DTYPE_NAMES:
+                self.model_dtype = t.dtype
+                break
+        return out
+
+
+class UnfoldedModel(TracksDtype, metaclass=ABCMeta):
     """Abstract unfolded network over a Problem; subclasses implement ``_layer`` and ``config``."""
 
     #: registry name (``unrolled.models.MODELS``), stored in checkpoints
@@ -103,11 +124,6 @@ class UnfoldedModel(nn.Module, metaclass=ABCMeta):
             raise ValueError(f"{self.family} on {self.problem!r}: {err}") from None
         return y.to(self.model_dtype)
 
-    @property
-    def dtype_name(self) -> str:
-        """The model dtype as a JSON-friendly string ("float32" or "float64")."""
-        return DTYPE_NAMES[self.model_dtype]
-
     def schedule(self) -> dict[str, np.ndarray]:
         """Per-layer scalar hyperparameters in float64 (keys among "step", "threshold", "momentum", "rho",
         "percent"), each of shape (num_layers,); empty for a model without any."""
@@ -120,16 +136,6 @@ class UnfoldedModel(nn.Module, metaclass=ABCMeta):
             untied = p.ndim >= 1 and p.shape[0] == self.num_layers and self.num_layers > 1
             info.append(ParamInfo(name, tuple(p.shape), p.requires_grad, not untied))
         return info
-
-    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "UnfoldedModel":
-        """nn.Module's ``to`` / ``double`` / ``float`` / ``cuda`` hook: keep ``model_dtype`` in step with the
-        parameters, so that ``model.to(torch.float64)`` also casts the inputs to float64."""
-        out = super()._apply(fn, *args, **kwargs)
-        for t in (*self.parameters(), *self.buffers()):
-            if t.dtype in DTYPE_NAMES:
-                self.model_dtype = t.dtype
-                break
-        return out
 
     def extra_repr(self) -> str:
         return f"family={self.family}, layers={self.num_layers}, problem={self.problem.name}"

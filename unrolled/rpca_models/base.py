@@ -22,15 +22,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from unfoldkit.unrolled.dtypes import DTYPE_NAMES, as_dtype
-from unfoldkit.unrolled.models.base import ParamInfo
+from unfoldkit.unrolled.dtypes import as_dtype
+from unfoldkit.unrolled.models.base import ParamInfo, TracksDtype
 from unfoldkit.unrolled.rpca import RPCATrajectory, check_batch
 from unfoldkit.unrolled.validation import positive_int
 
 Tensor = torch.Tensor
 
 
-class RpcaUnfolded(nn.Module, metaclass=ABCMeta):
+class RpcaUnfolded(TracksDtype, metaclass=ABCMeta):
     """Abstract unfolded RPCA network; subclasses implement ``_init_state``, ``_layer``, ``_pair`` and
     ``config``. The state is whatever the classical solver carries (e.g. (U, V, S) for ScaledGD)."""
 
@@ -156,19 +156,6 @@ class RpcaUnfolded(nn.Module, metaclass=ABCMeta):
     def num_learned(self) -> int:
         """The number of learned scalars."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-    @property
-    def dtype_name(self) -> str:
-        return DTYPE_NAMES[self.model_dtype]
-
-    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> "RpcaUnfolded":
-        """Keep ``model_dtype`` in step with the parameters under ``to`` / ``double`` / ``float``."""
-        out = super()._apply(fn, *args, **kwargs)
-        for t in (*self.parameters(), *self.buffers()):
-            if t.dtype in DTYPE_NAMES:
-                self.model_dtype = t.dtype
-                break
-        return out
 
     def extra_repr(self) -> str:
         return f"family={self.family}, layers={self.num_layers}, learned={self.num_learned()}"
