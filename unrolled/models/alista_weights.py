@@ -165,8 +165,6 @@ def coherence_weight(A: Any, method: str = "lp") -> np.ndarray:
     2(n - 1) inequalities (about a second each for 250 x 500). Raises RuntimeError naming the column if
     an LP fails, ValueError for a non-finite A or a zero column.
     """
-    from scipy.optimize import linprog
-
     if method == "fast":
         return coherence_weight_fast(A)
     if method != "lp":
@@ -175,22 +173,35 @@ def coherence_weight(A: Any, method: str = "lp") -> np.ndarray:
     _nonzero_columns(a)
     m, n = a.shape
     w = np.empty((m, n))
+    for i in range(n):
+        w[:, i] = lp_column_weight(a, i)
+    return w
+
+
+def lp_column_weight(A: Any, i: int) -> np.ndarray:
+    """Column i of ``coherence_weight(A, method="lp")``: the reference LP of that column alone (HiGHS),
+    rescaled so that w_i^T a_i = 1 (used to time and check the fast path on a subset of columns)."""
+    from scipy.optimize import linprog
+
+    a = _matrix("A", A)
+    m, n = a.shape
+    i = int(i)
+    if not 0 <= i < n:
+        raise ValueError(f"column index must be in [0, {n}), got {i}")
     c = np.zeros(m + 1)
     c[-1] = 1.0
     bounds = [(None, None)] * m + [(0.0, None)]
-    for i in range(n):
-        others = np.delete(a, i, axis=1).T                     # (n - 1, m): rows a_j^T, j != i
-        ones = -np.ones((n - 1, 1))
-        a_ub = np.vstack([np.hstack([others, ones]), np.hstack([-others, ones])])
-        b_ub = np.zeros(2 * (n - 1))
-        a_eq = np.append(a[:, i], 0.0)[None, :]
-        res = linprog(c, A_ub=a_ub if n > 1 else None, b_ub=b_ub if n > 1 else None, A_eq=a_eq,
-                      b_eq=[1.0], bounds=bounds, method="highs")
-        if res.status != 0 or res.x is None:
-            raise RuntimeError(f"coherence_weight: the LP of column {i} failed ({res.message})")
-        col = res.x[:m]
-        w[:, i] = col / float(col @ a[:, i])
-    return w
+    others = np.delete(a, i, axis=1).T                     # (n - 1, m): rows a_j^T, j != i
+    ones = -np.ones((n - 1, 1))
+    a_ub = np.vstack([np.hstack([others, ones]), np.hstack([-others, ones])])
+    b_ub = np.zeros(2 * (n - 1))
+    a_eq = np.append(a[:, i], 0.0)[None, :]
+    res = linprog(c, A_ub=a_ub if n > 1 else None, b_ub=b_ub if n > 1 else None, A_eq=a_eq,
+                  b_eq=[1.0], bounds=bounds, method="highs")
+    if res.status != 0 or res.x is None:
+        raise RuntimeError(f"coherence_weight: the LP of column {i} failed ({res.message})")
+    col = res.x[:m]
+    return col / float(col @ a[:, i])
 
 
 def column_coherences(W: Any, A: Any, atol: float = DIAG_ATOL) -> np.ndarray:
