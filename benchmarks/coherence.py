@@ -105,24 +105,26 @@ def table(r: dict[str, Any]) -> str:
     n = mx["n"]
     lp_label = (f"LP path (HiGHS per column), {len(lp['columns'])} columns, extrapolated to {n}"
                 if lp["extrapolated"] else f"LP path (HiGHS per column), all {n} columns")
-    lines = [f"generalized coherence of the {mx['m']} x {n} matrix (seed {mx['seed']}): mu~ = {f['coherence']:.10f} "
-             f"(certified lower {f['coherence_lower']:.10f}); medians of {r['repeats']} side-by-side rounds",
-             f"{'path':<62} {'seconds':>9} {'s / column':>11}",
-             f"{'fast (ADMM + simplex crossover + certificate), 1 process':<62} {f['median_s_1_process']:9.2f} "
-             f"{f['median_s_1_process'] / n:11.4f}",
-             f"{'fast, 2 processes (crossover split)':<62} {f['median_s_2_processes']:9.2f} "
-             f"{f['median_s_2_processes'] / n:11.4f}",
-             f"{lp_label:<62} {lp['extrapolated_s_all_columns']:9.1f} {lp['median_s_per_column']:11.4f}",
-             f"speed-up (LP extrapolated / fast, 1 process): {r['speedup']:.0f}x",
-             f"max certified relative gap over {n} columns: {f['max_gap']:.1e} (target <= {f['rtol']:g}); "
-             f"LP fallbacks: {f['fallback_columns']}; simplex pivots per column: mean {f['pivots_mean']:.1f}, "
-             f"max {f['pivots_max']}",
-             f"agreement with the LP path on {ag['columns']} columns: max relative difference "
-             f"{ag['max_rel_diff_fast_vs_lp']:.1e}; LP values below the certified lower bound: "
-             f"{ag['lp_below_certified_lower']}",
-             f"under {TARGET_S:g} s with gap <= {f['rtol']:g}: {'yes' if r['under_target'] else 'NO'}; load average "
-             f"before {r['load_average_before'][0]:.2f}, after {r['load_average_after'][0]:.2f} "
-             f"({os.cpu_count()} CPUs)"]
+    lines = [
+        (f"generalized coherence of the {mx['m']} x {n} matrix (seed {mx['seed']}): mu~ = {f['coherence']:.10f} "
+         f"(certified lower {f['coherence_lower']:.10f}); medians of {r['repeats']} side-by-side rounds"),
+        f"{'path':<62} {'seconds':>9} {'s / column':>11}",
+        (f"{'fast (ADMM + simplex crossover + certificate), 1 process':<62} {f['median_s_1_process']:9.2f} "
+         f"{f['median_s_1_process'] / n:11.4f}"),
+        (f"{'fast, 2 processes (crossover split)':<62} {f['median_s_2_processes']:9.2f} "
+         f"{f['median_s_2_processes'] / n:11.4f}"),
+        f"{lp_label:<62} {lp['extrapolated_s_all_columns']:9.1f} {lp['median_s_per_column']:11.4f}",
+        f"speed-up (LP extrapolated / fast, 1 process): {r['speedup']:.0f}x",
+        (f"max certified relative gap over {n} columns: {f['max_gap']:.1e} (target <= {f['rtol']:g}); "
+         f"LP fallbacks: {f['fallback_columns']}; simplex pivots per column: mean {f['pivots_mean']:.1f}, "
+         f"max {f['pivots_max']}"),
+        (f"agreement with the LP path on {ag['columns']} columns: max relative difference "
+         f"{ag['max_rel_diff_fast_vs_lp']:.1e}; LP values below the certified lower bound: "
+         f"{ag['lp_below_certified_lower']}"),
+        (f"under {TARGET_S:g} s with gap <= {f['rtol']:g}: {'yes' if r['under_target'] else 'NO'}; load average "
+         f"before {r['load_average_before'][0]:.2f}, after {r['load_average_after'][0]:.2f} "
+         f"({os.cpu_count()} CPUs)"),
+    ]
     return "\n".join(lines)
 
 

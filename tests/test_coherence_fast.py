@@ -47,7 +47,7 @@ def test_fast_path_equals_the_lp_path(seed: int, m: int, ratio: float, admm: int
     """Random Gaussian matrices 2 x 3 .. 30 x 66: the same per-column optimum as the LP path, every column
     certified to 1e-6. admm = 0 starts the crossover from the Frobenius weight, 3 from a poor ADMM iterate
     (many pivots); max_pivots = 1 sends most columns through the LP fallback."""
-    n = max(m + 1, int(round(ratio * m)))
+    n = max(m + 1, round(ratio * m))
     a = gaussian_unit_columns(m, n, np.random.default_rng(seed))
     _check_against_lp(a, admm_iterations=admm, max_pivots=max_pivots)
 
