@@ -16,14 +16,16 @@ killed and memory is per engine):
   (``theory.pep.constraint_generation.solve_generation``, SCS eps 1e-9; certificate on the full program);
   also reports the pairs used (of all) and the rounds;
 * pepit-scs: PEPit with SCS (cvxpy's default SCS settings, looser than ours: the comparison favours PEPit);
+  pepit-scs-tight: the same with our SCS tolerances (eps 1e-9); gram-generation-clarabel: generation with
+  Clarabel (dense sub-program through cvxpy);
 * gram-generation-all-layers: the per-layer Bound, every N = 0..K (``pep_bound(..., formulation="generation")``),
   run only at K in PER_LAYER_KS.
 
 ``--long``: K = 10..200 (LONG_K) for gram-generation and, up to LONG_FULL_MAX_K (its dense rows: ~3.5 GB at
 K = 120), the full formulation with SCS for agreement; then the per-layer Bound at K = 50 and 100; cap 300 s;
 and the pairs that carry non-zero multipliers in the full formulation at K = 5, 10, 20 (ACTIVE_KS).
-``--side-by-side``: K = 70 only, gram-generation beside PEPit with the same solver (SCS) and with Clarabel, and
-our full formulation with Clarabel; cap 600 s. ``--schedule constant``: steps 1/L instead of the learned-like
+``--side-by-side``: K = 70 only, gram-generation beside PEPit with the same solver (SCS, cvxpy's default and our
+tolerances) and with Clarabel, our full formulation with Clarabel and generation with Clarabel; cap 600 s. ``--schedule constant``: steps 1/L instead of the learned-like
 draw. Statuses other than 'optimal' (e.g. PEPit's 'optimal_inaccurate') are flagged in the table.
 
 Per K: wall time of the solve (model construction + compile + solver), the value, its relative difference
@@ -56,11 +58,15 @@ from unfoldkit.unrolled.resources import peak_rss_bytes
 
 ENGINES = {"gram-clarabel": ("gram", "CLARABEL"), "gram-scs": ("gram", "SCS"), "pepit-clarabel": ("pepit", "CLARABEL"),
            "gram-generation": ("generation", "SCS"), "pepit-scs": ("pepit", "SCS"),
-           "gram-generation-all-layers": ("generation-all-layers", "SCS")}
+           "gram-generation-all-layers": ("generation-all-layers", "SCS"),
+           "gram-generation-clarabel": ("generation", "CLARABEL"), "pepit-scs-tight": ("pepit-tight", "SCS")}
+#: pepit-scs-tight: PEPit's SCS solve with our SCS tolerances (pep.gram.SOLVER_OPTIONS["SCS"])
+PEPIT_TIGHT_SCS = {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iters": 200_000}
 #: the engines of --quick and the full run (the original three)
 DEFAULT_ENGINES = ("gram-clarabel", "gram-scs", "pepit-clarabel")
 LONG_ENGINES = ("gram-generation", "gram-scs", "gram-generation-all-layers")
-SIDE_BY_SIDE_ENGINES = ("gram-generation", "pepit-scs", "pepit-clarabel", "gram-clarabel")
+SIDE_BY_SIDE_ENGINES = ("gram-generation", "pepit-scs", "pepit-clarabel", "gram-clarabel", "pepit-scs-tight",
+                        "gram-generation-clarabel")
 FULL_K = list(range(1, 51)) + [60, 70, 80, 90, 100, 120, 140]
 QUICK_K = [1, 2, 5, 10, 20, 30, 40, 50]
 LONG_K = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 120, 140, 160, 180, 200]
@@ -111,6 +117,8 @@ def solve(engine: str, solver: str, method: str, K: int, kind: str = "learned") 
             sol, info = solve_generation(spec, solver=solver)
             extra = {"rounds": info.rounds, "pairs_used": info.pairs_used, "pairs_total": info.pairs_total,
                      "added_per_round": info.added}
+        elif engine == "pepit-tight":
+            sol = _pepit_tight(spec, solver)
         else:
             sol = (solve_gram if engine == "gram" else solve_pepit)(spec, solver=solver)
         if sol is not None:
@@ -123,6 +131,24 @@ def solve(engine: str, solver: str, method: str, K: int, kind: str = "learned") 
     out["time"] = time.perf_counter() - t0
     out["rss_peak_mib"] = peak_rss_bytes() / 2**20
     return out
+
+
+def _pepit_tight(spec: Any, solver: str) -> Any:
+    """``solve_pepit`` with PEPit's solver options set to ours (this worker process only)."""
+    from PEPit import PEP
+
+    from unfoldkit.theory.pep.pepit import solve_pepit
+
+    original = PEP.solve
+
+    def tight(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return original(self, *args, **{**kwargs, **PEPIT_TIGHT_SCS})
+
+    PEP.solve = tight
+    try:
+        return solve_pepit(spec, solver=solver)
+    finally:
+        PEP.solve = original
 
 
 def engine_ks(name: str, ks: list[int], mode: str) -> list[int]:

@@ -60,6 +60,8 @@ def one_line_error(script: str, argv: list[str], capsys) -> str:
     ("pep_scaling", ["--engines", "gram-clarabel,nope"], "unknown engine(s) nope"),
     ("pep_scaling", ["--engines", ","], "(none given)"),
     ("pep_scaling", ["--method", "newton"], "--method"),
+    ("pep_scaling", ["--long", "--quick"], "not allowed with argument"),
+    ("pep_scaling", ["--schedule", "silver"], "--schedule"),
     *[(script, ["--bogus"], "unrecognized arguments") for script in MAINS],
     *[(script, ["--resume", "--force"], "not allowed with argument") for script in MAINS],
 ])
@@ -136,3 +138,21 @@ def test_pep_scaling_tiny_run_writes_its_files_resumes_and_is_replaced_with_forc
         pep.run_benchmark("gd", [1, 2, 3], 60.0, [], tmp_path, "tiny", resume=True)
     fresh = pep.run_benchmark("gd", [1], 60.0, [], tmp_path, "tiny", force=True)
     assert fresh["results"] == {} and not table_path.exists() and len(fresh["sessions"]) == 1
+
+
+def test_pep_scaling_generation_engines_tiny_run(tmp_path):
+    """The constraint-generation engines: value equal to the full formulation's, pairs and rounds recorded,
+    the per-layer Bound only at PER_LAYER_KS, flagged statuses explained under the table."""
+    log = io.StringIO()
+    doc = pep.run_benchmark("gd", [2, 3], 60.0, ["gram-generation", "gram-scs"], tmp_path, "tiny", log=log,
+                            kind="constant")
+    gen, full = doc["results"]["gram-generation"]["rows"], doc["results"]["gram-scs"]["rows"]
+    assert [r["K"] for r in gen] == [2, 3] and all(r["pairs_used"] <= r["pairs_total"] for r in gen)
+    for g, f in zip(gen, full):
+        assert abs(g["value"] - f["value"]) <= 1e-6 * f["value"]
+    assert abs(gen[0]["value"] - 1.0 / (4 * 2 + 2)) <= 1e-6  # Drori-Teboulle: L R^2 / (4N + 2) at steps 1/L
+    _, table_path = output_paths(tmp_path, "pep_scaling_constant", "tiny")
+    assert "gram-generation pairs used: K=2:" in table_path.read_text()
+    assert pep.engine_ks("gram-generation-all-layers", [10, 50, 100, 200], "long") == [50, 100]
+    assert pep.engine_ks("gram-scs", [100, 120, 140], "long") == [100, 120]
+    assert pep.engine_ks("gram-scs", [100, 120, 140], "full") == [100, 120, 140]

@@ -40,7 +40,12 @@ here equal that builder's rows, pair by pair, on small K.
 
 Solvers: SCS (first order; its cost per iteration is one d x d eigendecomposition, so it scales to d ~ 200
 where Clarabel's dense d(d+1)/2 KKT block does not fit), called directly (sparse data, warm start across
-rounds); or Clarabel through cvxpy on the (dense) sub-program, for moderate d.
+rounds); or Clarabel through cvxpy on the (dense, unpreconditioned) sub-program, for moderate d, accepted
+only with status 'optimal'.
+
+Where it pays (measured, docs/pep.md): GD and proximal gradient with steps in (0, 2/L) need only the start
+set (one round); accelerated methods (agd, fista) need 4-5 rounds and about two thirds of the pairs, and SCS
+is slow to certify them, so ``formulation="auto"`` keeps the full program for them up to a larger Gram size.
 """
 from __future__ import annotations
 
@@ -602,7 +607,10 @@ def solve_generation(spec: PepSpec, solver: str | None = None, start: np.ndarray
             status = "optimal" if run["status"] == "solved" else "optimal_inaccurate"
             attempts.append(f"{name}: {status} (gap {gap:.1e}, residuals {p_res:.1e}/{d_res:.1e} on all pairs; "
                             f"{note})")
-            if _certified(run):
+            # Clarabel runs here on the unpreconditioned program: its 'optimal_inaccurate' is not trusted even
+            # with a certificate below CERTIFICATE_TOL (measured: FISTA, K = 20, value 1.4e-4 too high with gap
+            # 1.0e-6 and residuals 6e-7)
+            if _certified(run) and (name != "CLARABEL" or status == "optimal"):
                 chosen = dict(run, name=name, status=status)
                 break
         elif run["kind"] == "unbounded":

@@ -30,7 +30,9 @@ FORMULATIONS = ("auto", "full", "generation")
 #: formulation="auto": constraint generation above this Gram size (measured, benchmarks/pep_scaling.py and
 #: docs/pep.md: at d = 32 the full program takes 1.2 s with Clarabel, generation 0.08 s with SCS; below ~40 the
 #: full program is fast and its preconditioned Clarabel solve is the most accurate)
-AUTO_GENERATION_GRAM_SIZE = 40
+AUTO_GENERATION_GRAM_SIZE = 40  # gd and pgm; momentum and general methods: above AUTO_FULL_MAX_GRAM_SIZE
+#: (FISTA at K = 20, d = 43: generation needs 5 rounds and 600 of 882 pairs, SCS 6 minutes to certify them,
+#: against 3.5-6 s for the full program with Clarabel)
 #: formulation="auto": when generation fails, the full program is tried up to this Gram size (dense rows:
 #: about 1.8 GB at d = 102)
 AUTO_FULL_MAX_GRAM_SIZE = 100
@@ -54,7 +56,10 @@ def _use_generation(spec: PepSpec, solver: str | None, formulation: str) -> bool
         return formulation == "generation"
     if solver is not None and solver.upper() not in ("AUTO", "SCS"):
         return False
-    return point_layout(spec).gram_size > AUTO_GENERATION_GRAM_SIZE
+    d = point_layout(spec).gram_size
+    if spec.method in ("gd", "pgm"):
+        return d > AUTO_GENERATION_GRAM_SIZE
+    return d > AUTO_FULL_MAX_GRAM_SIZE  # momentum and general methods: generation pays only at long horizons
 
 
 def _solve_detailed(spec: PepSpec, engine: str, solver: str | None, formulation: str
@@ -101,8 +106,9 @@ def solve_pep(spec: PepSpec, engine: str = "gram", solver: str | None = None,
     ``formulation`` (gram engine): "full" (every interpolation pair, ``pep.gram.solve_gram``), "generation"
     (constraint generation, ``pep.constraint_generation``: the same exact value, certified on the full
     program, for long horizons) or "auto" (generation when the Gram matrix is larger than
-    ``AUTO_GENERATION_GRAM_SIZE`` and the solver is not forced to Clarabel; if generation fails there, the full
-    program while its Gram size is at most ``AUTO_FULL_MAX_GRAM_SIZE``).
+    ``AUTO_GENERATION_GRAM_SIZE`` for gd and pgm, ``AUTO_FULL_MAX_GRAM_SIZE`` for momentum and general methods,
+    and the solver is not forced to Clarabel; if generation fails, the full program while its Gram size is at
+    most ``AUTO_FULL_MAX_GRAM_SIZE``).
     Raises ValueError for an unknown engine or formulation and RuntimeError (naming the solvers) when the SDP
     fails.
     """
