@@ -52,7 +52,7 @@ def test_fast_path_equals_the_lp_path(seed: int, m: int, ratio: float, admm: int
     _check_against_lp(a, admm_iterations=admm, max_pivots=max_pivots)
 
 
-def test_paper_like_size_certified_with_few_fallbacks() -> None:
+def test_40x80_certified_without_fallback() -> None:
     a = gaussian_unit_columns(40, 80, np.random.default_rng(0))
     b = coherence_bounds(a, cache=False)
     assert not b.fallback.any() and b.max_gap < 1e-10
