@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 
 import pytest
 
 from unfoldkit.proofs_check.profiles import load_profile
 
 load_profile()
+
+#: the exact-coherence cache (unrolled/models/alista_weights.py) of the test run: a temporary folder, so that
+#: tests never write into the user's ~/.cache
+os.environ.setdefault("UNFOLDKIT_COHERENCE_CACHE", tempfile.mkdtemp(prefix="unfoldkit-coherence-"))
 
 #: the environment variable a long documented block reads, in one shown line, to choose its small settings
 DOCS_SMALL = "UNFOLDKIT_DOCS_SMALL"

@@ -18,7 +18,9 @@ from typing import Any
 
 from unfoldkit.unrolled.models.alista import Alista
 from unfoldkit.unrolled.models.alista_weights import (
+    coherence_bounds,
     coherence_weight,
+    coherence_weight_fast,
     column_coherences,
     frobenius_weight,
     frobenius_weight_projected_gradient,
@@ -82,7 +84,9 @@ __all__ = [
     "ListaCPSS",
     "ParamInfo",
     "UnfoldedModel",
+    "coherence_bounds",
     "coherence_weight",
+    "coherence_weight_fast",
     "column_coherences",
     "frobenius_weight",
     "frobenius_weight_projected_gradient",
