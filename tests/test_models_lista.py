@@ -297,3 +297,25 @@ def test_alista_coherence_weight_option() -> None:
     assert lp.coherence() <= fro.coherence() + 1e-9
     y = problem.sample(2, rng=0).y
     assert torch.isfinite(lp(y)).all()
+
+
+@pytest.mark.parametrize("percent", [0.0, 1.2])
+def test_lista_cp_family_from_analytic_starts_as_alista(percent):
+    """W^k = gamma_k W~ (LISTA-CP / LISTA-CPSS) and W_1^k = gamma_k W~^T, W_2^k = I - W_1^k A (LISTA): the
+    untrained ALISTA's iterates with the same weight and support selection (float64, round-off), and the
+    LISTA-CP coupling W_2 = I - W_1 A exact by construction (issue 17)."""
+    from unfoldkit.unrolled.models import Alista, Lista, ListaCP, ListaCPSS
+    from unfoldkit.unrolled.problems import SparseRecovery
+
+    p = SparseRecovery(m=20, n=40, sparsity=0.1, seed=3)
+    y = p.sample(8, 0).y
+    ref = Alista(p, 5, weight="frobenius", percent=percent, max_percent=5 * percent, dtype="float64")(y, trajectory=True)
+    cp = (ListaCPSS.from_analytic(p, 5, dtype="float64", percent=percent, max_percent=5 * percent) if percent
+          else ListaCP.from_analytic(p, 5, dtype="float64"))
+    torch.testing.assert_close(cp(y, trajectory=True), ref, rtol=1e-10, atol=1e-12)
+    for k in range(5):
+        w1, w2 = cp.layer_weights(k)
+        torch.testing.assert_close(w2, torch.eye(40, dtype=w1.dtype) - w1 @ torch.as_tensor(p.A), rtol=0, atol=1e-14)
+    if percent == 0.0:
+        lista = Lista.from_analytic(p, 5, dtype="float64")
+        torch.testing.assert_close(lista(y, trajectory=True), ref, rtol=1e-10, atol=1e-12)

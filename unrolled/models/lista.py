@@ -42,6 +42,7 @@ from unfoldkit.unrolled.models.common import (
 from unfoldkit.unrolled.operators import soft_threshold, soft_threshold_ss
 from unfoldkit.unrolled.problems.base import Problem
 from unfoldkit.unrolled.steps import lista_cp_step, lista_step
+from unfoldkit.unrolled.validation import positive_int
 
 Tensor = torch.Tensor
 
@@ -100,6 +101,20 @@ class LinearLayersMixin:
         return out
 
 
+def analytic_init(problem: Problem, num_layers: int, weight: str, step: Any) -> tuple[np.ndarray, np.ndarray, float]:
+    """(W~ (m x n), gamma_k (K,), theta) for initialising a LISTA-family model at ALISTA's analytic weight
+    (Liu et al. 2019, eqs. (16)-(17)): W~ = ``alista_weights.WEIGHTS[weight](A)``, gamma_k = ``step``
+    (default 1, ALISTA's), theta^k = lam / L (ALISTA's initial threshold). The model then starts as the
+    untrained ALISTA with the same weight (tests/test_models_lista.py)."""
+    from unfoldkit.unrolled.models.alista_weights import WEIGHTS
+
+    lin = require_linear(problem, "analytic initialisation")
+    if weight not in WEIGHTS:
+        raise ValueError(f"weight must be one of {sorted(WEIGHTS)}, got {weight!r}")
+    gammas = default_step(problem, 1.0 if step is None else step, positive_int("num_layers", num_layers))
+    return WEIGHTS[weight](lin.A), gammas, l1_weight(problem, "analytic initialisation") / lin.L
+
+
 class Lista(LinearLayersMixin, UnfoldedModel):
     """LISTA (Gregor & LeCun 2010): x^{k+1} = eta_{theta^k}(W_1^k y + W_2^k x^k), W_1^k, W_2^k, theta^k learned.
 
@@ -134,6 +149,22 @@ class Lista(LinearLayersMixin, UnfoldedModel):
                        dtype: torch.dtype | str = torch.float32) -> "Lista":
         """ISTA weights (W_1 = gamma A^T, W_2 = I - gamma A^T A, theta = gamma lam; gamma = 1/L by default)."""
         return cls(problem, num_layers, tied=tied, step=step, dtype=dtype)
+
+    @classmethod
+    def from_analytic(cls, problem: Problem, num_layers: int, weight: str = "frobenius", step: Any = None,
+                      dtype: torch.dtype | str = torch.float32) -> "Lista":
+        """Initialised at ALISTA's analytic weight (``analytic_init``): W_1^k = gamma_k W~^T,
+        W_2^k = I - gamma_k W~^T A, theta^k = lam / L: the untrained ALISTA's iterates (without support
+        selection). The architecture and training are LISTA's; only the starting point changes."""
+        w, gammas, theta = analytic_init(problem, num_layers, weight, step)
+        model = cls(problem, num_layers, threshold=theta, dtype=dtype)
+        a = require_linear(problem, cls.family).A
+        with torch.no_grad():
+            model.W1.copy_(torch.as_tensor(np.stack([g * w.T for g in gammas])))
+            if model.W2 is not None:
+                eye = np.eye(a.shape[1])
+                model.W2.copy_(torch.as_tensor(np.stack([eye - g * (w.T @ a) for g in gammas[1:]])))
+        return model
 
     def _w1(self, k: int) -> Tensor:
         return self.W1 if self.tied else self.W1[k]
@@ -199,6 +230,19 @@ class ListaCP(LinearLayersMixin, UnfoldedModel):
                        dtype: torch.dtype | str = torch.float32) -> "ListaCP":
         """ISTA weights (W^k = gamma A, theta^k = gamma lam; gamma = 1/L by default): ``run_ista``'s iterates."""
         return cls(problem, num_layers, tied=tied, step=step, dtype=dtype)
+
+    @classmethod
+    def from_analytic(cls, problem: Problem, num_layers: int, weight: str = "frobenius", step: Any = None,
+                      dtype: torch.dtype | str = torch.float32, **kwargs: Any) -> "ListaCP":
+        """Initialised at ALISTA's analytic weight (``analytic_init``; Liu et al. 2019 propose this coupling of
+        LISTA-CP and ALISTA, eq. (16)): W^k = gamma_k W~ and theta^k = lam / L, so W_2^k = I - W_1^k A stays
+        exact. At initialisation the iterates are the untrained ALISTA's with the same weight and support
+        selection (``kwargs``: ``percent``, ``max_percent`` for LISTA-CPSS)."""
+        w, gammas, theta = analytic_init(problem, num_layers, weight, step)
+        model = cls(problem, num_layers, threshold=theta, dtype=dtype, **kwargs)
+        with torch.no_grad():
+            model.W.copy_(torch.as_tensor(np.stack([g * w for g in gammas])))
+        return model
 
     def _wk(self, k: int) -> Tensor:
         return self.W if self.tied else self.W[k]
