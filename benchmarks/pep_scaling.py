@@ -1,6 +1,6 @@
 """PEP scaling: solve time and peak memory of the exact worst case after K layers, our Gram SDP vs PEPit.
 
-    python benchmarks/pep_scaling.py [--quick | --long | --side-by-side] [--method gd|pgm|agd|fista]
+    python benchmarks/pep_scaling.py [--quick | --long | --side-by-side] [--method gd|pgm|agd|fista|ogm|...]
                                      [--schedule learned|constant] [--cap SECONDS] [--engines a,b]
                                      [--out DIR] [--resume | --force]
 
@@ -91,6 +91,37 @@ def schedule(K: int, L: float = 1.0, kind: str = "learned") -> np.ndarray:
     return np.random.default_rng(SEED).uniform(0.5, 1.9, size=K_MAX)[:K] / L
 
 
+#: the step-matrix methods of theory.pep.methods benchmarked with --method (L = 1, mu = 0.1 where strongly
+#: convex), each with the metric and initial condition of its PEPit example (tests/test_pep_methods.py)
+LINEAR_METHODS = ("ogm", "ogm-g", "heavy-ball", "triple-momentum", "agd-strongly-convex", "silver-strongly-convex")
+LINEAR_MU = 0.1
+
+
+def bench_spec(method: str, K: int, kind: str = "learned") -> Any:
+    """The PepSpec of a step-matrix method with K layers (``kind`` is unused: these methods fix their steps)."""
+    import math
+
+    from unfoldkit.theory.bound import Metric
+    from unfoldkit.theory.pep import methods as M
+    from unfoldkit.theory.pep.problem import make_linear_spec
+
+    mu = LINEAR_MU
+    if method == "ogm":
+        return make_linear_spec(M.ogm(K, 1.0), L=1.0)
+    if method == "ogm-g":
+        return make_linear_spec(M.ogm_g(K, 1.0), L=1.0, metric=Metric.SQ_GRAD_NORM, initial="function")
+    if method == "heavy-ball":
+        alpha = 0.5
+        return make_linear_spec(M.heavy_ball(alpha, math.sqrt((1 - alpha * mu) * (1 - alpha)), K), L=1.0, mu=mu,
+                                initial="function")
+    if method == "triple-momentum":
+        return make_linear_spec(M.triple_momentum(mu, 1.0, K), L=1.0, mu=mu)
+    if method == "agd-strongly-convex":
+        return make_linear_spec(M.agd_strongly_convex(mu, 1.0, K), L=1.0, mu=mu, initial="lyapunov")
+    steps = M.silver_strongly_convex_steps(K, mu, 1.0)[0]
+    return make_linear_spec(M.gradient_method(steps), L=1.0, mu=mu, metric=Metric.SQ_DISTANCE)
+
+
 def solve(engine: str, solver: str, method: str, K: int, kind: str = "learned") -> dict[str, Any]:
     """One solve, in the engine's worker process: value, times, status and the process's peak RSS."""
     from unfoldkit.theory.pep.constraint_generation import solve_generation
@@ -99,7 +130,8 @@ def solve(engine: str, solver: str, method: str, K: int, kind: str = "learned") 
     from unfoldkit.theory.pep.problem import make_spec
     from unfoldkit.theory.pep.worst_case import pep_bound
 
-    spec = make_spec(schedule(K, kind=kind), L=1.0, method=method)
+    spec = bench_spec(method, K, kind) if method in LINEAR_METHODS else make_spec(schedule(K, kind=kind), L=1.0,
+                                                                                   method=method)
     t0 = time.perf_counter()
     try:
         extra: dict[str, Any] = {}
@@ -310,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
                        help=f"K up to 200 with constraint generation (+ full SCS to K = {LONG_FULL_MAX_K}), cap 300 s")
     group.add_argument("--side-by-side", action="store_true",
                        help="K = 70: generation vs PEPit with the same solver (SCS) and with Clarabel, cap 600 s")
-    parser.add_argument("--method", default="gd", choices=["gd", "pgm", "agd", "fista"])
+    parser.add_argument("--method", default="gd", choices=["gd", "pgm", "agd", "fista", *LINEAR_METHODS],
+                        help="a template with the seeded learned-like schedule, or a step-matrix method of "
+                             "theory.pep.methods (its own steps; L = 1, mu = 0.1 where strongly convex)")
     parser.add_argument("--schedule", default="learned", choices=list(SCHEDULES))
     parser.add_argument("--cap", type=float, default=None,
                         help="seconds per solve (default 60; quick 20, long 300, side-by-side 600)")
