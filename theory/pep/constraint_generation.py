@@ -59,7 +59,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from unfoldkit.theory.bound import Metric
-from unfoldkit.theory.pep.gram import CERTIFICATE_TOL, SOLVER_OPTIONS, GramProgram, _certified, _cvxpy_problem
+from unfoldkit.theory.pep.gram import (
+    CERTIFICATE_TOL,
+    SOLVER_OPTIONS,
+    GramProgram,
+    _certified,
+    _cvxpy_problem,
+    trace_method,
+)
 from unfoldkit.theory.pep.problem import PepSolution, PepSpec
 
 #: a pair is added when its inequality is violated by more than this, relative to max(1, max G_ii) (the
@@ -144,98 +151,21 @@ class PointLayout:
 
 
 def point_layout(spec: PepSpec) -> PointLayout:
-    """The coefficient bookkeeping of ``pep.gram.build_gram_program`` (precondition=False) for ``spec``.
-
-    Same basis order (e_0 = x_0 - x*, [g*], then one vector per new gradient or prox subgradient, in the order
-    the method creates them), same point sharing (a point queried twice gets one gradient), same value order.
-    """
-    s = spec.normalized()
-    N = s.num_layers
-    dmax = 4 + 2 * N + 2
-    nb = [1]
-    nval = [0]
-    f: list[tuple[np.ndarray, np.ndarray, int]] = []
-    h: list[tuple[np.ndarray, np.ndarray, int]] = []
-
-    def new_basis() -> np.ndarray:
-        v = np.zeros(dmax)
-        v[nb[0]] = 1.0
-        nb[0] += 1
-        return v
-
-    def new_value() -> int:
-        nval[0] += 1
-        return nval[0] - 1
-
-    def at(plist: list, x: np.ndarray) -> tuple[np.ndarray, int]:
-        for xp, gp, vp in plist:
-            if np.array_equal(xp, x):
-                return gp, vp
-        g, v = new_basis(), new_value()
-        plist.append((x, g, v))
-        return g, v
-
-    zero = np.zeros(dmax)
-    gstar = new_basis() if s.composite else zero
-    f.append((zero, gstar, -1))
-    if s.composite:
-        h.append((zero, -gstar, -1))
-    x0 = np.zeros(dmax)
-    x0[0] = 1.0
-    method = s.as_linear()  # the templates too, in step-matrix form (pep.methods), as the builder does
-    if method.composite:  # y_k = sum_j C[k, j] p_j, p_{k+1} = y_k - gamma_k g(y_k) - tau_k s_{k+1}
-        prox_points = [x0]
-        for k in range(N):
-            row = method.C[k]
-            y = sum(row[j] * prox_points[j] for j in range(k + 1) if row[j] != 0)
-            g, _ = at(f, y)
-            sk, v = new_basis(), new_value()
-            x_new = (y - method.gammas[k] * g) - method.taus[k] * sk
-            h.append((x_new, sk, v))
-            prox_points.append(x_new)
-        xN = prox_points[N]
-    else:  # y_k = x_0 - sum_{i<k} H[k, i] g_i, x_N = x_0 - sum_i O[N, i] g_i
-        grads: list[np.ndarray] = []
-        for k in range(N):
-            y = x0.copy()
-            for i in range(k):
-                if method.H[k, i] != 0:
-                    y = y - method.H[k, i] * grads[i]
-            grads.append(at(f, y)[0])
-        xN = x0.copy()
-        for i in range(N):
-            if method.O[N, i] != 0:
-                xN = xN - method.O[N, i] * grads[i]
-    obj_lin: list[int] = []
-    obj_vec = None
-    if s.metric == Metric.OBJECTIVE_GAP:
-        obj_lin.append(at(f, xN)[1])
-        if s.composite:
-            obj_lin.append(at(h, xN)[1])
-    elif s.metric == Metric.SQ_GRAD_NORM:
-        obj_vec = at(f, xN)[0]
-    else:
-        obj_vec = xN
-    init_lin: list[int] = []
-    init_vec = None
-    init_weight = 1.0
-    if s.initial == "distance":
-        init_vec = x0
-    else:  # F(x_0) - F* [+ mu/2 ||x_0 - x*||^2 for "lyapunov"]
-        init_lin.append(at(f, x0)[1])
-        if s.composite:
-            init_lin.append(at(h, x0)[1])
-        if s.initial == "lyapunov" and s.mu > 0:
-            init_vec, init_weight = x0, 0.5 * s.mu
-    d = nb[0]
+    """The coefficient bookkeeping of ``pep.gram.build_gram_program`` (precondition=False) for ``spec``, read
+    from the one copy ``pep.gram.trace_method``: the same basis, point sharing and value order, as arrays."""
+    tr = trace_method(spec)
+    pts = tr.pts
+    d = pts.nbasis
 
     def stack(plist: list, col: int) -> np.ndarray:
         return np.array([p[col][:d] for p in plist]).reshape(len(plist), d)
 
-    return PointLayout(d, nval[0], float(s.mu), stack(f, 0), stack(f, 1), np.array([p[2] for p in f], dtype=np.int64),
-                       stack(h, 0), stack(h, 1), np.array([p[2] for p in h], dtype=np.int64),
-                       None if init_vec is None else init_vec[:d], tuple(init_lin), init_weight,
-                       None if obj_vec is None else obj_vec[:d], tuple(obj_lin))
+    f, h = pts.f, pts.h
+    return PointLayout(d, pts.nvalues, float(tr.spec.mu), stack(f, 0), stack(f, 1),
+                       np.array([p[2] for p in f], dtype=np.int64), stack(h, 0), stack(h, 1),
+                       np.array([p[2] for p in h], dtype=np.int64),
+                       None if tr.init_vec is None else tr.init_vec[:d], tuple(tr.init_lin), tr.init_weight,
+                       None if tr.obj_vec is None else tr.obj_vec[:d], tuple(tr.obj_lin))
 
 
 # --------------------------------------------------------------------------------------------- pair rows

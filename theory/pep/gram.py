@@ -234,13 +234,26 @@ def _pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
     return i[mask], j[mask]
 
 
-def build_gram_program(spec: PepSpec, precondition: bool = True) -> GramProgram:
-    """The Gram-matrix SDP (see the module docstring) of ``spec.normalized()``.
+@dataclass
+class MethodTrace:
+    """The points of a normalized spec in the Gram basis (the one copy of the coefficient bookkeeping: the SDP
+    builder and ``pep.constraint_generation`` both read it): ``pts`` holds every f- and h-point with its
+    (sub)gradient and value index and the probe's magnitudes; the metric is ``obj_vec`` (a vector whose
+    squared norm is taken) and/or the values ``obj_lin``; the initial condition ``init_weight`` times the
+    squared norm of ``init_vec`` plus the values ``init_lin``."""
 
-    With ``precondition`` the basis vectors are rescaled by the magnitudes of ``_QuadraticProbe`` and the
-    objective by its quadratic lower bound (an exactly equivalent SDP, better conditioned); ``GramProgram``
-    records both so values and Gram matrices are reported in the original units.
-    """
+    spec: PepSpec
+    pts: "_Points"
+    probe: "_QuadraticProbe"
+    obj_lin: list[int]
+    obj_vec: np.ndarray | None
+    init_lin: list[int]
+    init_vec: np.ndarray | None
+    init_weight: float
+
+
+def trace_method(spec: PepSpec) -> MethodTrace:
+    """Run the method of ``spec.normalized()`` on coefficient vectors (see the module docstring, item 2)."""
     s = spec.normalized()
     N = s.num_layers
     method = s.as_linear()  # every method, templates included, in step-matrix form (pep.methods)
@@ -299,6 +312,19 @@ def build_gram_program(spec: PepSpec, precondition: bool = True) -> GramProgram:
         if s.initial == "lyapunov" and s.mu > 0:
             init_vec, init_weight = x0, 0.5 * s.mu
 
+    return MethodTrace(s, pts, probe, obj_lin, obj_vec, init_lin, init_vec, init_weight)
+
+
+def build_gram_program(spec: PepSpec, precondition: bool = True) -> GramProgram:
+    """The Gram-matrix SDP (see the module docstring) of ``spec.normalized()``.
+
+    With ``precondition`` the basis vectors are rescaled by the magnitudes of ``_QuadraticProbe`` and the
+    objective by its quadratic lower bound (an exactly equivalent SDP, better conditioned); ``GramProgram``
+    records both so values and Gram matrices are reported in the original units.
+    """
+    tr = trace_method(spec)
+    s, pts, probe = tr.spec, tr.pts, tr.probe
+    obj_lin, obj_vec, init_lin, init_vec, init_weight = tr.obj_lin, tr.obj_vec, tr.init_lin, tr.init_vec, tr.init_weight
     d, nv = pts.nbasis, pts.nvalues
     scales = pts.scales[:d] if precondition else np.ones(d)
     vscales = np.asarray(pts.value_scales) if precondition else np.ones(nv)
