@@ -565,6 +565,46 @@ def build_parser() -> OneLineParser:
     return p
 
 
+def write_curves_figure(doc: dict[str, Any], path: str | Path) -> Path:
+    """One PNG: per-layer test NMSE (dB) of every finished row, one panel per setting, learned models solid,
+    ISTA / FISTA dashed; the published layer-K values (``PUBLISHED``: NA-ALISTA's ALISTA at 40 dB, read from
+    their log) as stars at layer K. Written atomically (``experiments.io.save_figure``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from unfoldkit.experiments.io import save_figure
+
+    keys = list(doc["results"])
+    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(6.5 * max(len(keys), 1), 5.0), squeeze=False)
+    k_max = doc["config"]["num_layers"]
+    for ax, key in zip(axes[0], keys):
+        rows = doc["results"][key]
+        for i, (name, row) in enumerate(sorted(rows.items())):
+            if row.get("status") != "done" or not row.get("nmse_db"):
+                continue
+            curve = np.asarray(row["nmse_db"], dtype=float)
+            classical = row.get("kind") == "classical"
+            ax.plot(np.arange(curve.size), curve, ls="--" if classical else "-", lw=1.2 if classical else 1.8,
+                    color=f"C{i % 10}", label=f"{name} ({curve[-1]:.1f} dB)")
+            pub = row.get("published", {})
+            if pub.get("available"):
+                ax.plot([k_max], [pub["nmse_db"]], marker="*", ms=13, color=f"C{i % 10}", ls="none",
+                        markeredgecolor="k", label=f"{name}: published {pub['nmse_db']:.2f} dB")
+        setting = next((r.get("setting") for r in rows.values() if r.get("setting")), key)
+        ax.set_title(f"{setting}: test NMSE per layer ({doc['config']['m']} x {doc['config']['n']}, K = {k_max})")
+        ax.set_xlabel("layer / iteration k")
+        ax.set_ylabel("NMSE (dB)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2, loc="lower left")
+    fig.tight_layout()
+    out = Path(path)
+    save_figure(fig, out.with_suffix(""), ("png",))
+    plt.close(fig)
+    return out
+
+
 @command
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: returns 0, 1 if a model failed, 2 on a bad argument."""
@@ -595,7 +635,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     doc = run_benchmark(config, models, snrs, out, resume=args.resume, isolate=not args.no_isolate,
                         device=args.device, threads=threads, force=args.force)
     wall = time.perf_counter() - t0
+    figure = write_curves_figure(doc, Path(out) / f"unfolded_sparse_{config.mode}.png")
     print(format_table(doc))
+    print(f"per-layer curves: {figure}")
     print()
     print(format_targets(doc["targets"]))
     return finish(wall, config.mode, output_paths(out, "unfolded_sparse", config.mode), [f"{key}/{name}" for key, rows in doc["results"].items()

@@ -149,3 +149,27 @@ def test_estimate_times_a_few_steps_per_model():
     assert all(v["step_s"] > 0 and v["estimate_s_per_setting"] > 0 for v in est["per_model"].values())
     assert est["total_s"] == pytest.approx(2 * sum(v["estimate_s_per_setting"] for v in est["per_model"].values()))
     assert len(messages) == len(MODELS)
+
+
+def test_curves_figure_is_a_png_with_one_panel_per_setting(tiny_run, tmp_path):
+    """The per-layer figure of every row (issue 17): a PNG written from the run's JSON document."""
+    import matplotlib.image as mpimg
+
+    _, doc, _ = tiny_run
+    path = bench.write_curves_figure(doc, tmp_path / "curves.png")
+    assert path.exists() and path.stat().st_size > 10_000
+    img = mpimg.imread(path)
+    assert img.shape[1] > 1.5 * img.shape[0]  # two settings side by side
+
+
+def test_analytic_init_recipe_builds_the_alista_started_model():
+    """lista-cpss's recipe starts at ALISTA's analytic weight (``init = "analytic"``); the others at ISTA's."""
+    import numpy as np
+
+    from unfoldkit.unrolled.models.alista_weights import frobenius_weight
+
+    recipe = bench.recipe_for("lista-cpss", TINY)
+    assert recipe["init"] == "analytic" and bench.recipe_for("lista-cp", TINY)["init"] == "classical"
+    problem = bench.make_problem(TINY, None, bench.AUTHORS_LAM)
+    model = bench.build_model("lista-cpss", problem, TINY.num_layers, recipe)
+    np.testing.assert_allclose(model.W[0].detach().double().numpy(), frobenius_weight(problem.A), rtol=1e-6, atol=1e-7)
