@@ -577,6 +577,7 @@ def write_curves_figure(doc: dict[str, Any], path: str | Path) -> Path:
     from unfoldkit.experiments.io import save_figure
 
     keys = list(doc["results"])
+    palette = plt.get_cmap("tab20")
     fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(6.5 * max(len(keys), 1), 5.0), squeeze=False)
     k_max = doc["config"]["num_layers"]
     for ax, key in zip(axes[0], keys):
@@ -587,10 +588,10 @@ def write_curves_figure(doc: dict[str, Any], path: str | Path) -> Path:
             curve = np.asarray(row["nmse_db"], dtype=float)
             classical = row.get("kind") == "classical"
             ax.plot(np.arange(curve.size), curve, ls="--" if classical else "-", lw=1.2 if classical else 1.8,
-                    color=f"C{i % 10}", label=f"{name} ({curve[-1]:.1f} dB)")
+                    color=palette(i % 20), label=f"{name} ({curve[-1]:.1f} dB)")
             pub = row.get("published", {})
             if pub.get("available"):
-                ax.plot([k_max], [pub["nmse_db"]], marker="*", ms=13, color=f"C{i % 10}", ls="none",
+                ax.plot([k_max], [pub["nmse_db"]], marker="*", ms=13, color=palette(i % 20), ls="none",
                         markeredgecolor="k", label=f"{name}: published {pub['nmse_db']:.2f} dB")
         setting = next((r.get("setting") for r in rows.values() if r.get("setting")), key)
         ax.set_title(f"{setting}: test NMSE per layer ({doc['config']['m']} x {doc['config']['n']}, K = {k_max})")
