@@ -162,14 +162,23 @@ def test_curves_figure_is_a_png_with_one_panel_per_setting(tiny_run, tmp_path):
     assert img.shape[1] > 1.5 * img.shape[0]  # two settings side by side
 
 
-def test_analytic_init_recipe_builds_the_alista_started_model():
-    """lista-cpss's recipe starts at ALISTA's analytic weight (``init = "analytic"``); the others at ISTA's."""
+def test_lista_cpss_recipe_starts_from_a_trained_alista():
+    """lista-cpss's recipe has two stages (issue 17): ALISTA trained with its own recipe, copied into LISTA-CPSS
+    (W^k = gamma_k W~, its thresholds), whose iterates then equal the trained ALISTA's; the others start at
+    ISTA's weights. A tiny end-to-end row records the first stage's time."""
     import numpy as np
-
-    from unfoldkit.unrolled.models.alista_weights import frobenius_weight
+    import torch
 
     recipe = bench.recipe_for("lista-cpss", TINY)
-    assert recipe["init"] == "analytic" and bench.recipe_for("lista-cp", TINY)["init"] == "classical"
+    assert recipe["init"] == "alista-trained" and recipe["warm_start"] == bench.recipe_for("alista", TINY)
+    assert bench.recipe_for("lista-cp", TINY)["init"] == "classical"
     problem = bench.make_problem(TINY, None, bench.AUTHORS_LAM)
     model = bench.build_model("lista-cpss", problem, TINY.num_layers, recipe)
-    np.testing.assert_allclose(model.W[0].detach().double().numpy(), frobenius_weight(problem.A), rtol=1e-6, atol=1e-7)
+    alista, seconds = bench.warm_start(model, problem, TINY.num_layers, recipe, None, False, "cpu")
+    assert seconds > 0
+    y = problem.sample(16, np.random.default_rng(0)).y
+    with torch.no_grad():
+        torch.testing.assert_close(model(y, trajectory=True), alista(y, trajectory=True), rtol=1e-5, atol=1e-6)
+    row = bench.train_model(TINY.to_dict(), "lista-cpss", recipe, None, 0.1, None, False, "cpu", 1, False)
+    assert row["status"] == "done" and row["warm_start_time_s"] > 0
+    assert row["train_time_s"] >= row["warm_start_time_s"] and all(np.isfinite(row["nmse_db"]))
