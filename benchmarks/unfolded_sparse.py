@@ -375,6 +375,9 @@ def estimate_wall_time(config: BenchConfig, models: Sequence[str], snrs: Sequenc
             est = max_steps * t_step + max_vals * t_val
             per_model[family] = {"stages": stages, "max_steps": max_steps, "max_validations": max_vals,
                                  "step_s": t_step, "validation_s": t_val, "estimate_s_per_setting": est}
+            if recipe.get("init") == "alista-trained":
+                per_model[family]["note"] = ("the first stage (ALISTA with its recipe) is not included: "
+                                             "add alista's estimate")
             log(f"{family}: {t_step * 1e3:.1f} ms/step, {t_val:.2f} s/validation, <= {max_steps} steps "
                 f"-> about {est / 60:.1f} min per setting")
     total = sum(v["estimate_s_per_setting"] for v in per_model.values()) * len(snrs)
