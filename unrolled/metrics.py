@@ -27,6 +27,12 @@ def to_db(value: float) -> float:
     return float("-inf") if value == 0 else float(10.0 * math.log10(value))
 
 
+def amplitude_db(value: float) -> float:
+    """20 log10(value) for an amplitude ratio (a relative Frobenius error), floored at 1e-300 so that exact
+    recovery stays a finite number in JSON (-6000 dB)."""
+    return 20.0 * math.log10(max(float(value), 1e-300))
+
+
 class LayerNMSE:
     """Per-layer NMSE of trajectories, accumulated over batches (the chunks of one set, or an epoch's batches).
 

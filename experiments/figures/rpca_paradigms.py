@@ -74,6 +74,7 @@ from typing import Any
 import numpy as np
 import torch
 from unfoldkit.experiments.figures.output import reproduce_figure
+from unfoldkit.unrolled.metrics import amplitude_db
 from unfoldkit.unrolled.problems.rpca import RobustPCA, RpcaBatch
 from unfoldkit.unrolled.rpca import RPCATrajectory, relative_error
 from unfoldkit.unrolled.rpca_models import CLASSICAL, rpca_model
@@ -151,17 +152,13 @@ FULL = Config(n1=200, n2=200, rank=5, alpha=0.1, num_layers=17, layerwise=(25, 5
 # ---- measurements ------------------------------------------------------------------------------------
 
 
-def _db(x: float) -> float:
-    return 20.0 * math.log10(max(float(x), 1e-300))
-
-
 def error_db(X: torch.Tensor, X0: torch.Tensor) -> list[float]:
     """Per layer: 20 log10 of the mean over instances of ||X_k - X0||_F / ||X0||_F, in float64.
     ``X`` is (K+1, B, n1, n2) or (B, n1, n2) (then one value)."""
     e = relative_error(X.detach().double(), X0.detach().double())
     if e.ndim == 1:
-        return [_db(e.mean())]
-    return [_db(v) for v in e.mean(dim=1)]
+        return [amplitude_db(e.mean())]
+    return [amplitude_db(v) for v in e.mean(dim=1)]
 
 
 def _layers(traj: RPCATrajectory, batch: RpcaBatch) -> dict[str, list[float]]:
@@ -255,8 +252,8 @@ def _converge(name: str, problem: RobustPCA, batch: RpcaBatch, iters: int, chunk
         stalled_at = None
     else:
         stalled_at = int(moving[-1, 0]) + 2 if len(moving) else 1
-    curve_L = [_db(v) for v in eL_all.mean(dim=1)]
-    curve_S = [_db(v) for v in eS_all.mean(dim=1)]
+    curve_L = [amplitude_db(v) for v in eL_all.mean(dim=1)]
+    curve_S = [amplitude_db(v) for v in eS_all.mean(dim=1)]
     return {"iterations": iters, "stalled_at": stalled_at, "tolerance": CONVERGE_TOL,
             "final_change": float(ch[-1]), "L_db": curve_L[-1], "S_db": curve_S[-1],
             "best_L_db": min(curve_L), "best_L_at": int(np.argmin(curve_L)),

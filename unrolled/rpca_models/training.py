@@ -12,7 +12,6 @@ validation batch from another seed gives the curve of the relative error of L at
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -20,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from unfoldkit.unrolled.metrics import amplitude_db
 from unfoldkit.unrolled.problems.rpca import RobustPCA
 from unfoldkit.unrolled.rpca import relative_error
 from unfoldkit.unrolled.rpca_models.base import RpcaUnfolded
@@ -60,7 +60,7 @@ def error_db(model: RpcaUnfolded, M: torch.Tensor, L0: torch.Tensor, num_layers:
     with torch.no_grad():
         L, _ = model(M, num_layers=num_layers)
         e = float(relative_error(L.double(), L0.to(device=L.device, dtype=torch.float64)).mean())
-    return 20.0 * math.log10(max(e, 1e-300))
+    return amplitude_db(e)
 
 
 def train_rpca(
