@@ -147,6 +147,19 @@ class PepSpec:
         return f"{name} with {self.num_layers} layer(s) on {cls}, metric {self.metric}, {init}"
 
 
+def _metric_and_initial(metric: str, composite: bool, initial: str, R: float, initial_gap: float) -> float:
+    """Check the metric (no gradient norm for a composite method) and the initial condition; return the initial
+    quantity (R^2 for "distance", else initial_gap). ValueError naming the argument."""
+    if metric not in PEP_METRICS:
+        raise ValueError(f"metric must be one of {PEP_METRICS}, got {metric!r}")
+    if metric == Metric.SQ_GRAD_NORM and composite:
+        raise ValueError("metric sq_grad_norm is defined for smooth methods (gd, agd, smooth step matrices) only; "
+                         "F = f + h has no gradient (use objective_gap or sq_distance)")
+    if initial not in INITIAL_CONDITIONS:
+        raise ValueError(f"initial must be one of {INITIAL_CONDITIONS}, got {initial!r}")
+    return positive_real("R", R) ** 2 if initial == "distance" else positive_real("initial_gap", initial_gap)
+
+
 def make_spec(steps: Any, *, L: float, mu: float = 0.0, method: str = "gd", momentum: Any = None,
               prox_steps: Any = None, metric: str = Metric.OBJECTIVE_GAP, initial: str = "distance",
               R: float = 1.0, initial_gap: float = 1.0) -> PepSpec:
@@ -189,14 +202,7 @@ def make_spec(steps: Any, *, L: float, mu: float = 0.0, method: str = "gd", mome
         if prox_steps is not None:
             raise ValueError(f"prox_steps are only used by composite methods {COMPOSITE_METHODS}, not {method!r}")
         tau = np.zeros(K)
-    if metric not in PEP_METRICS:
-        raise ValueError(f"metric must be one of {PEP_METRICS}, got {metric!r}")
-    if metric == Metric.SQ_GRAD_NORM and method in COMPOSITE_METHODS:
-        raise ValueError("metric sq_grad_norm is defined for smooth methods (gd, agd) only; F = f + h has no "
-                         "gradient (use objective_gap or sq_distance)")
-    if initial not in INITIAL_CONDITIONS:
-        raise ValueError(f"initial must be one of {INITIAL_CONDITIONS}, got {initial!r}")
-    init_val = positive_real("R", R) ** 2 if initial == "distance" else positive_real("initial_gap", initial_gap)
+    init_val = _metric_and_initial(metric, method in COMPOSITE_METHODS, initial, R, initial_gap)
     for arr in (gam, beta, tau):
         arr.setflags(write=False)
     return PepSpec(method, gam, beta, tau, L, mu, metric, initial, init_val)
@@ -218,13 +224,7 @@ def make_linear_spec(method: Any, *, L: float, mu: float = 0.0, metric: str = Me
     mu = finite_real("mu", mu)
     if mu < 0 or mu >= L:
         raise ValueError(f"mu must satisfy 0 <= mu < L, got mu={mu!r}, L={L!r}")
-    if metric not in PEP_METRICS:
-        raise ValueError(f"metric must be one of {PEP_METRICS}, got {metric!r}")
-    if metric == Metric.SQ_GRAD_NORM and method.composite:
-        raise ValueError("metric sq_grad_norm is defined for smooth methods only; F = f + h has no gradient")
-    if initial not in INITIAL_CONDITIONS:
-        raise ValueError(f"initial must be one of {INITIAL_CONDITIONS}, got {initial!r}")
-    init_val = positive_real("R", R) ** 2 if initial == "distance" else positive_real("initial_gap", initial_gap)
+    init_val = _metric_and_initial(metric, method.composite, initial, R, initial_gap)
     K = method.num_layers
     if method.composite:
         own, tau = np.array(method.gammas, dtype=float), np.array(method.taus, dtype=float)
