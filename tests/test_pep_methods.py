@@ -183,3 +183,25 @@ def test_lyapunov_initial_condition_at_n0():
 def test_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_heavy_ball_rate_refuses_a_beta_outside_its_theorem():
+    """Ghadimi et al.'s Thm 4 needs beta = sqrt((1 - alpha mu)(1 - alpha L)): another beta blanks the bound."""
+    b = heavy_ball_rate(L, MU, ALPHA, BETA + 0.05, 1.0, 3)
+    assert not b.assumptions_hold and np.all(np.isnan(b.values))
+
+
+def test_lyapunov_closed_forms_at_n0_are_attained_limits():
+    """N = 0 under f(x0) - f* + mu/2 ||x0 - x*||^2 <= D: squared distance D/mu (the quadratic mu/2 ||x||^2) and
+    squared gradient 2 L^2 D/(L + mu) (the quadratic L/2 ||x||^2: ||grad||^2 = L^2 R^2 with (L + mu) R^2/2 = D)."""
+    from unfoldkit.theory.pep import initial_worst_case
+
+    m = M.agd_strongly_convex(MU, L, 1)
+    d = initial_worst_case(make_linear_spec(m, L=L, mu=MU, metric=Metric.SQ_DISTANCE, initial="lyapunov",
+                                            initial_gap=2.0))
+    g = initial_worst_case(make_linear_spec(m, L=L, mu=MU, metric=Metric.SQ_GRAD_NORM, initial="lyapunov",
+                                            initial_gap=2.0))
+    assert d == pytest.approx(2.0 / MU) and g == pytest.approx(2 * L * L * 2.0 / (L + MU))
+    # one gradient step 1/L contracts the distance on F_{mu,L}: the exact worst case after it stays below the start's
+    one = method_worst_case(m, L=L, mu=MU, metric=Metric.SQ_DISTANCE, initial="lyapunov", initial_gap=2.0)
+    assert float(one.values[-1]) <= d * (1 + RTOL)
