@@ -196,8 +196,8 @@ def test_corona_kernels_start_as_ista_coefficients():
     (lambda: Corona(2, 0.1, 0.1, kernel=4), "kernel must be odd"),
     (lambda: Corona.from_classical(RobustPCA(5, 5, 1, 0.1), 2, step=0.6), r"step must lie in \(0, 1/2\]"),
     (lambda: PcpWeighted(2, lam=-1.0), "lam"),
-    (lambda: PcpWeighted(2, lam=0.1, weights=[1.0, 2.0], num_weights=3), "weights must be"),
-    (lambda: ScaledGdCorrection(2, 2, zeta=[1.0, -1.0, 1.0]), "zeta must be positive"),
+    (lambda: PcpWeighted(2, lam=0.1, weights=[1.0, 2.0], num_weights=3), "weights must be a scalar or a sequence of length 3"),
+    (lambda: ScaledGdCorrection(2, 2, zeta=[1.0, -1.0, 1.0]), r"zeta must be > 0"),
     (lambda: train_rpca(Lrpca(1, 1), RobustPCA(5, 5, 1, 0.1), layerwise=(1,)), "layerwise must be a pair"),
     (lambda: train_rpca(Lrpca(1, 1), RobustPCA(5, 5, 1, 0.1), lr=0.0), "lr"),
 ])

@@ -24,6 +24,7 @@ from torch import nn
 
 from unfoldkit.unrolled.dtypes import as_dtype
 from unfoldkit.unrolled.models.base import ParamInfo, TracksDtype
+from unfoldkit.unrolled.models.common import layer_values, parameter
 from unfoldkit.unrolled.rpca import RPCATrajectory, check_batch
 from unfoldkit.unrolled.validation import positive_int
 
@@ -162,12 +163,6 @@ class RpcaUnfolded(TracksDtype, metaclass=ABCMeta):
 
 
 def as_parameter(values: Any, length: int, name: str, dtype: torch.dtype) -> nn.Parameter:
-    """A learned per-layer vector (length,) from a scalar or a sequence, checked finite."""
-    arr = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=np.float64)
-    if arr.ndim == 0:
-        arr = np.full(length, float(arr))
-    if arr.shape != (length,):
-        raise ValueError(f"{name} must be a scalar or a sequence of length {length}, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return nn.Parameter(torch.as_tensor(arr, dtype=dtype))
+    """A learned per-layer vector (length,) from a scalar or a sequence, checked finite
+    (``models.common.layer_values`` and ``parameter``, as the sparse models do)."""
+    return parameter(layer_values(name, values, length), dtype)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from unfoldkit.unrolled.models.common import layer_values
 from unfoldkit.unrolled.problems.rpca import RobustPCA
 from unfoldkit.unrolled.rpca import scaledgd_init, scaledgd_step, soft
 from unfoldkit.unrolled.rpca_models.base import RpcaUnfolded
@@ -53,10 +54,7 @@ class ScaledGdCorrection(RpcaUnfolded):
         self.rank = positive_int("rank", rank)
         self.hidden = positive_int("hidden", hidden)
         self.seed = int(seed)
-        z = np.asarray(zeta, dtype=np.float64)
-        z = np.full(self.num_layers + 1, float(z)) if z.ndim == 0 else z
-        if z.shape != (self.num_layers + 1,) or not np.all(np.isfinite(z)) or np.any(z <= 0):
-            raise ValueError(f"zeta must be positive and finite, a scalar or {self.num_layers + 1} values")
+        z = layer_values("zeta", zeta, self.num_layers + 1, positive=True)
         self.register_buffer("zeta", torch.as_tensor(z, dtype=self.model_dtype))
         self.eta = positive_real("eta", eta)
         self.corrections = nn.ModuleList(EntrywiseCorrection(self.hidden, self.model_dtype, self.seed + k)

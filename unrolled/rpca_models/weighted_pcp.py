@@ -24,7 +24,7 @@ from torch import nn
 
 from unfoldkit.unrolled.problems.rpca import RobustPCA
 from unfoldkit.unrolled.rpca import pcp_admm_step, pcp_default_penalty
-from unfoldkit.unrolled.rpca_models.base import RpcaUnfolded
+from unfoldkit.unrolled.rpca_models.base import RpcaUnfolded, as_parameter
 from unfoldkit.unrolled.validation import positive_int, positive_real
 
 
@@ -39,12 +39,7 @@ class PcpWeighted(RpcaUnfolded):
                  dtype: torch.dtype | str = torch.float32) -> None:
         super().__init__(num_layers, dtype)
         self.num_weights = positive_int("num_weights", num_weights)
-        w = np.asarray(weights, dtype=np.float64)
-        w = np.full(self.num_weights, float(w)) if w.ndim == 0 else w
-        if w.shape != (self.num_weights,) or not np.all(np.isfinite(w)):
-            raise ValueError(f"weights must be a finite scalar or a sequence of length {self.num_weights}, "
-                             f"got shape {w.shape}")
-        self.weights = nn.Parameter(torch.as_tensor(w, dtype=self.model_dtype))
+        self.weights = as_parameter(weights, self.num_weights, "weights", self.model_dtype)
         self.lam = nn.Parameter(torch.tensor(positive_real("lam", lam), dtype=self.model_dtype))
 
     @classmethod
