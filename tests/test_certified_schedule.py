@@ -1,0 +1,202 @@
+"""Certified schedules (theory/certified): the envelope, the certificate, the projection and certified training.
+
+Settings measured before being fixed here (least squares, kappa = 20, L = 1, mu = 0.05, seed 0): an
+unconstrained ``gd-unfolded`` model (m = 20, n = 15, K = 6, 10 epochs x 10 steps, lr 0.05) learns the constant
+step 1.654/L, whose exact worst case is 1.35x the envelope of constant 1/L at layer 1 (and 1.017x at layer 2).
+"""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from unfoldkit.theory.certified import (
+    CertifiedTrainResult,
+    Envelope,
+    ScheduleCertificate,
+    certify_schedule,
+    project_schedule,
+    schedule_envelope,
+    train_certified_schedule,
+)
+from unfoldkit.theory.pep import make_spec, pep_bound
+from unfoldkit.unrolled.models import MODELS
+from unfoldkit.unrolled.problems import LeastSquares
+from unfoldkit.unrolled.training.threads import limit_threads
+from unfoldkit.unrolled.training.trainer import train
+
+K = 6
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return LeastSquares(m=20, n=15, kappa=20.0, L=1.0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def envelope(problem):
+    with limit_threads(1):
+        return schedule_envelope(K, problem.L, problem.mu)
+
+
+@pytest.fixture(scope="module")
+def unconstrained(problem):
+    """The schedule learned without the certificate by the existing trainer (the same unsupervised loss)."""
+    with limit_threads(1):
+        model = MODELS["gd-unfolded"](problem, K, dtype=torch.float64)
+        train(model, problem, "unsupervised", epochs=10, steps_per_epoch=10, batch_size=64, lr=0.05, val_size=256,
+              seed=0, progress=False)
+    return np.asarray(model.schedule()["step"], dtype=np.float64)
+
+
+def test_envelope_default_is_the_best_classical_at_the_last_layer(problem, envelope):
+    assert isinstance(envelope, Envelope) and envelope.values.dtype == np.float64
+    assert envelope.values.shape == (K + 1,) and envelope.reference == "constant 1/L"
+    with limit_threads(1):
+        other = pep_bound(make_spec(np.full(K, 2.0 / (problem.L + problem.mu)), L=problem.L, mu=problem.mu)).values
+        twice = schedule_envelope(K, problem.L, problem.mu, reference="constant 1/L", factor=2.0)
+    assert envelope.values[-1] <= other[-1]
+    np.testing.assert_allclose(twice.values, 2.0 * envelope.values, rtol=1e-12)
+    assert envelope.values[0] == pytest.approx(problem.L / 2)          # L R^2 / 2, closed form
+    json.dumps(envelope.to_dict())
+
+
+def test_reference_inside_its_own_envelope(envelope):
+    with limit_threads(1):
+        cert = certify_schedule(envelope.reference_steps, envelope)
+    assert isinstance(cert, ScheduleCertificate)
+    assert cert.holds and cert.failing_layers == () and cert.complete
+    assert cert.layers == tuple(range(K + 1))
+    assert all(s in ("optimal", "closed_form") for s in cert.statuses)
+    # the certified value is the dual (upper) bound: within the solver's certified gap of the envelope
+    assert np.all(cert.upper >= cert.values) and np.all(cert.ratios <= 1 + cert.rtol)
+    d = cert.to_dict()
+    json.dumps(d)
+    assert d["holds"] and "Drori" in d["provenance"] and "Taylor" in d["provenance"]
+
+
+def test_unconstrained_schedule_is_detected(envelope, unconstrained):
+    with limit_threads(1):
+        cert = certify_schedule(unconstrained, envelope)
+    assert not cert.holds
+    assert 1 in cert.failing_layers and cert.ratios[1] > 1.2      # measured 1.35 at layer 1
+    assert all(cert.margins[cert.layers.index(k)] < 0 for k in cert.failing_layers)
+    assert "layer 1" in cert.describe()
+
+
+def test_projection_returns_the_certified_point_of_the_segment(envelope, unconstrained):
+    base = envelope.reference_steps
+    with limit_threads(1):
+        steps, cert, t = project_schedule(unconstrained, base, envelope, bisection_steps=6)
+        again = certify_schedule(steps, envelope)
+    assert 0.0 <= t < 1.0
+    np.testing.assert_allclose(steps, base + t * (unconstrained - base), rtol=1e-14)
+    assert cert.holds and cert.complete and again.holds and np.all(steps > 0)
+    # a certified candidate comes back unchanged with t = 1
+    with limit_threads(1):
+        same, c1, t1 = project_schedule(base, base, envelope)
+    assert t1 == 1.0 and c1.holds and np.array_equal(same, base)
+    # a candidate with non-positive steps: never returned, the point stays positive and certified
+    with limit_threads(1):
+        pos, c2, t2 = project_schedule(base - 3.0, base, envelope, bisection_steps=4)
+    assert 0.0 <= t2 < 1.0 and np.all(pos > 0) and c2.holds
+
+
+def test_certified_training_ends_certified(problem, envelope):
+    with limit_threads(1):
+        model = MODELS["gd-unfolded"](problem, K, dtype=torch.float64)
+        res = train_certified_schedule(model, problem, envelope, epochs=3, steps_per_epoch=10, batch_size=64,
+                                       lr=0.05, seed=0, project_every=5)
+        fresh = certify_schedule(model.schedule()["step"], envelope)   # from scratch, on the trained model
+    assert isinstance(res, CertifiedTrainResult)
+    assert res.certificate.holds and fresh.holds
+    np.testing.assert_array_equal(res.steps, model.schedule()["step"])
+    assert len(res.history) == 3 and all(h["projections"] == 2 for h in res.history)
+    assert all(h["t_min"] is None or 0.0 <= h["t_min"] <= 1.0 for h in res.history)
+    assert all(math.isfinite(h["train_objective"]) for h in res.history)
+    json.dumps(res.to_dict())
+
+
+def test_certified_training_composite_pgm():
+    """ista-learned-step with theta_k = lam gamma_k on least squares (h = 0 is in the class of closed convex h)."""
+    prob = LeastSquares(m=12, n=8, kappa=10.0, L=1.0, seed=1)
+    with limit_threads(1):
+        env = schedule_envelope(3, prob.L, prob.mu, method="pgm")
+        model = MODELS["ista-learned-step"](prob, 3, learn_threshold=False, dtype=torch.float64)
+        res = train_certified_schedule(model, prob, env, epochs=2, steps_per_epoch=4, batch_size=16, lr=0.05,
+                                       seed=0, project_every=4)
+    assert res.certificate.holds and math.isinf(env.values[0])
+
+
+def test_user_envelope_values(problem, envelope):
+    vals = envelope.values[1:]
+    e1 = schedule_envelope(K, problem.L, problem.mu, reference=vals)
+    e2 = schedule_envelope(K, problem.L, problem.mu, reference=envelope.values, factor=1.5)
+    np.testing.assert_allclose(e1.values, envelope.values, rtol=1e-12)
+    np.testing.assert_allclose(e2.values, 1.5 * envelope.values, rtol=1e-12)
+    assert e1.reference == "user" and e1.reference_steps is None
+
+
+def test_keep_multipliers():
+    env = schedule_envelope(2, 1.0, 0.0, reference="constant 1/L")
+    with limit_threads(1):
+        cert = certify_schedule([1.0, 1.0], env, keep_multipliers=True)
+    assert cert.holds and cert.multipliers[0] is None
+    assert all(np.all(np.asarray(m) >= -1e-8) for m in cert.multipliers[1:])
+    json.dumps(cert.to_dict())
+
+
+def _one_line(excinfo):
+    assert "\n" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize("factor", [0.0, -1.0, float("nan"), float("inf")])
+def test_bad_factor(factor):
+    with pytest.raises(ValueError, match="factor") as e:
+        schedule_envelope(3, 1.0, 0.0, factor=factor)
+    _one_line(e)
+
+
+def test_bad_inputs(envelope):
+    with pytest.raises(ValueError, match="reference values") as e:
+        schedule_envelope(K, 1.0, 0.05, reference=np.ones(K + 3))
+    _one_line(e)
+    with pytest.raises(ValueError, match="reference must be") as e:
+        schedule_envelope(K, 1.0, 0.05, reference="silver-ish")
+    _one_line(e)
+    good = envelope.reference_steps
+    bad_nan = good.copy()
+    bad_nan[2] = np.nan
+    for bad, what in [(bad_nan, "NaN"), (good[:-1], "one entry per layer"), (-good, "> 0")]:
+        with pytest.raises(ValueError, match=what) as e:
+            certify_schedule(bad, envelope)
+        _one_line(e)
+    with pytest.raises(ValueError, match="NaN") as e:
+        project_schedule(bad_nan, good, envelope)
+    _one_line(e)
+    with pytest.raises(ValueError, match="one entry per layer") as e:
+        project_schedule(good, good[:-1], envelope)
+    _one_line(e)
+    with pytest.raises(ValueError, match="not inside the envelope") as e:
+        project_schedule(3.0 * good, 2.5 * good, envelope, bisection_steps=2)
+    _one_line(e)
+    with pytest.raises(ValueError, match="envelope must be an Envelope") as e:
+        certify_schedule(good, envelope.values)
+    _one_line(e)
+
+
+def test_bad_training_inputs(problem, envelope):
+    m32 = MODELS["gd-unfolded"](problem, K)
+    with pytest.raises(ValueError, match="float64") as e:
+        train_certified_schedule(m32, problem, envelope, epochs=1, steps_per_epoch=1, batch_size=4, lr=0.1)
+    _one_line(e)
+    short = MODELS["gd-unfolded"](problem, K - 1, dtype=torch.float64)
+    with pytest.raises(ValueError, match="layers") as e:
+        train_certified_schedule(short, problem, envelope, epochs=1, steps_per_epoch=1, batch_size=4, lr=0.1)
+    _one_line(e)
+    m = MODELS["gd-unfolded"](problem, K, dtype=torch.float64)
+    with pytest.raises(ValueError, match="project_every") as e:
+        train_certified_schedule(m, problem, envelope, epochs=1, steps_per_epoch=1, batch_size=4, lr=0.1,
+                                 project_every=0)
+    _one_line(e)
