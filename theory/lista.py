@@ -26,6 +26,7 @@ instead is anti-conservative (reported as such, never used to certify).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,6 +133,33 @@ def layer_recursion(mus: np.ndarray, deltas: np.ndarray, thetas: np.ndarray, s: 
             break
         e[k + 1] = (deltas[k] + (s - 1) * mus[k]) * e[k] + s * thetas[k] + s * cs[k] * sigma
     return e, ok
+
+
+def project_thresholds(mus: np.ndarray, deltas: np.ndarray, thetas: np.ndarray, s: int, B: float,
+                       sigma: float = 0.0, c_ws: np.ndarray | None = None, slack: float = 1e-5,
+                       cast: Callable[[float], float] | None = None) -> np.ndarray:
+    """The smallest change of ``thetas`` that makes ``layer_recursion`` certify every layer: per layer, in
+    order, theta_k <- max(theta_k, (1 + slack)(mu_k e_k + c_k sigma)) with e_k the recursion's l1 bound for the
+    thresholds already fixed (a larger theta_k raises e_{k+1}, hence the later requirements: the projection is
+    sequential). ``cast`` rounds a value to the model's storage precision (e.g. float32) before it enters the
+    recursion, so the stored thresholds are the certified ones; ``slack`` (>= 0) absorbs that rounding and the
+    recursion's own relative slack REL. Derived from the proof of Chen et al. 2018 Thm 2 / ALISTA Thm 1 (see
+    ``layer_recursion``). Returns the new thresholds (float64)."""
+    mus = finite_array("mus", mus, ndim=1)
+    K = mus.shape[0]
+    deltas = np.broadcast_to(np.asarray(deltas, dtype=np.float64), (K,))
+    out = np.array(np.broadcast_to(finite_array("thetas", thetas), (K,)), dtype=np.float64)
+    cs = np.zeros(K) if c_ws is None else np.broadcast_to(np.asarray(c_ws, dtype=np.float64), (K,))
+    s = positive_int("s", s)
+    e = s * positive_real("B", B)
+    sigma = nonnegative_real("sigma", sigma)
+    slack = nonnegative_real("slack", slack)
+    for k in range(K):
+        need = (mus[k] * e + cs[k] * sigma) * (1.0 + slack)
+        if out[k] < need:
+            out[k] = need if cast is None else cast(need)
+        e = (deltas[k] + (s - 1) * mus[k]) * e + s * out[k] + s * cs[k] * sigma
+    return out
 
 
 def certified_thresholds(mu: float, s: int, B: float, num_layers: int, gammas: np.ndarray | None = None,

@@ -227,7 +227,8 @@ class Trainer:
     """Trains an unfolded model on a problem with a scheme (see ``train`` for the functional form)."""
 
     def __init__(self, model: nn.Module, problem: Problem | None = None, scheme: str | Scheme = "end-to-end",
-                 config: TrainConfig | None = None, **scheme_options: Any) -> None:
+                 config: TrainConfig | None = None, constraint: Callable[[nn.Module], None] | None = None,
+                 **scheme_options: Any) -> None:
         if not isinstance(model, nn.Module) or not isinstance(getattr(model, "num_layers", None), int):
             raise ValueError("model must be an UnfoldedModel (an nn.Module with num_layers)")
         problem = problem if problem is not None else getattr(model, "problem", None)
@@ -240,6 +241,11 @@ class Trainer:
         if not isinstance(self.config, TrainConfig):
             raise ValueError(f"config must be a TrainConfig, got {type(self.config).__name__}")
         self.device = resolve_device(self.config.device)
+        if constraint is not None and not callable(constraint):
+            raise ValueError(f"constraint must be callable (model -> None), got {type(constraint).__name__}")
+        #: applied to the model (in place, under no_grad) before training and after every optimizer step: a
+        #: projection onto a constraint set, so that every validated, saved and returned state satisfies it
+        self.constraint = constraint
 
     # -- setup ------------------------------------------------------------------------------------
     @property
@@ -259,6 +265,9 @@ class Trainer:
         if not isinstance(dtype, torch.dtype):
             dtype = next((p.dtype for p in self.model.parameters() if p.is_floating_point()), torch.float32)
         self.model.to(self.device)
+        if self.constraint is not None:  # the initial model too: epoch 0 is validated on a feasible state
+            with torch.no_grad():
+                self.constraint(self.model)
         return dtype
 
     def _data(self, dtype: torch.dtype) -> None:
@@ -477,6 +486,8 @@ class Trainer:
             with torch.no_grad():
                 for (p, m), old in zip(rows, before):
                     p.copy_(torch.where(m == 1, p, torch.where(m == 0, old, old + m * (p - old))))
+                if self.constraint is not None:
+                    self.constraint(self.model)
             loss_sum += float(loss.detach())
             steps += 1
             if batch.x is not None:
@@ -631,6 +642,7 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     callback: Callable[[dict[str, Any]], None] | None = None,
+    constraint: Callable[[nn.Module], None] | None = None,
     **settings: Any,
 ) -> TrainResult:
     """Train ``model`` (in place) on ``problem`` (default ``model.problem``) with a scheme.
@@ -642,7 +654,9 @@ def train(
     checkpoint_dir, checkpoint_every, progress, ...). ``resume=True`` continues from
     ``checkpoint_dir/checkpoint.pt`` bit-exactly (and starts afresh when there is none yet);
     ``overwrite=True`` replaces an earlier run's checkpoint there, which is otherwise an error
-    (``Trainer.fit``). Returns a TrainResult.
+    (``Trainer.fit``). ``constraint(model)``: a projection applied in place before training and after every
+    optimizer step (e.g. ``proofs_check.certified_lista.ListaRegion``; issue 18), so every validated, saved and
+    returned state is feasible. Returns a TrainResult.
     """
     unknown = sorted(set(settings) - set(TrainConfig.__dataclass_fields__))
     if unknown:
@@ -657,5 +671,5 @@ def train(
         if scheme in allowed and set(options) - allowed[scheme]:
             bad = ", ".join(sorted(set(options) - allowed[scheme]))
             raise ValueError(f"option(s) {bad} do not apply to scheme {scheme!r}")
-    trainer = Trainer(model, problem, scheme, TrainConfig(**settings), **options)
+    trainer = Trainer(model, problem, scheme, TrainConfig(**settings), constraint=constraint, **options)
     return trainer.fit(resume=resume, callback=callback, overwrite=overwrite)
