@@ -9,7 +9,6 @@ magnitude below 1e-9 r(x^0) yet far above it any real violation would be.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from hypothesis import strategies as st
 
 from unfoldkit.unrolled.metrics import nmse, nmse_db_curve
 from unfoldkit.unrolled.models import MODELS
-from unfoldkit.unrolled.problems.sparse import SparseRecovery
+from unfoldkit.unrolled.problems.sparse import SparseRecovery, perturbed_dictionary
 from unfoldkit.unrolled.safeguard import (
     RULES,
     SafeguardedModel,
@@ -35,14 +34,9 @@ RTOL = 1e-9
 SUPPORTED = ("ista-learned-step", "gd-unfolded", "ista-weighted-l1", "lista", "lista-cp", "lista-cpss", "alista")
 
 
-class PerturbedA(SparseRecovery):
+def PerturbedA(base: SparseRecovery, eps: float, seed: int) -> SparseRecovery:
     """``base``'s LASSO with A replaced by the unit-column normalisation of A + eps G / sqrt(m): a model mismatch."""
-
-    def __init__(self, base: SparseRecovery, eps: float, seed: int) -> None:
-        super().__init__(m=base.m, n=base.n, sparsity=base.sparsity, snr_db=base.snr_db, lam=base.lam,
-                         seed=base.seed)
-        a = base.A + eps * np.random.default_rng(seed).standard_normal(base.A.shape) / math.sqrt(base.m)
-        self.A = a / np.linalg.norm(a, axis=0, keepdims=True)
+    return perturbed_dictionary(base, eps, seed)
 
 
 def _corrupt(model: torch.nn.Module, kind: str, scale: float, seed: int) -> None:

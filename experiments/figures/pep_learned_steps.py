@@ -51,14 +51,16 @@ FULL = Config(m=120, n=100, kappa=100.0, num_layers=20, train_epochs=100, train_
               test_size=2000)
 
 
-def _learn_schedule(problem: LeastSquares, cfg: Config, seed: int, progress: bool) -> np.ndarray:
+def learn_schedule(problem: LeastSquares, cfg: Config, seed: int, progress: bool) -> np.ndarray:
+    """The steps gamma_k of a float64 ``gd-unfolded`` model trained without constraint (unsupervised scheme:
+    the objective at the last layer) with ``cfg``'s budget; also the unconstrained row of certified-training."""
     model = MODELS["gd-unfolded"](problem, cfg.num_layers, dtype=torch.float64)
     train(model, problem, "unsupervised", epochs=cfg.train_epochs, steps_per_epoch=cfg.train_steps,
           batch_size=64, lr=cfg.lr, val_size=256, seed=seed, progress=progress)
     return np.asarray(model.schedule()["step"], dtype=np.float64)
 
 
-def _normalized_gaps(problem: LeastSquares, steps: np.ndarray, test_y: torch.Tensor, ref) -> np.ndarray:
+def normalized_gaps(problem: LeastSquares, steps: np.ndarray, test_y: torch.Tensor, ref) -> np.ndarray:
     """(f(x_k) - f*) / (L R_b^2) per layer k and test instance b, shape (K+1, B) (exact reference)."""
     traj = run_gd(problem, test_y, len(steps), step=steps)
     gap = traj.objective_gap(problem, test_y, ref).double().numpy()
@@ -68,7 +70,7 @@ def _normalized_gaps(problem: LeastSquares, steps: np.ndarray, test_y: torch.Ten
 
 def compute(cfg: Config, seed: int = 0, progress: bool = False) -> dict[str, Any]:
     problem = LeastSquares(m=cfg.m, n=cfg.n, kappa=cfg.kappa, L=1.0, seed=seed)
-    learned = _learn_schedule(problem, cfg, seed, progress)
+    learned = learn_schedule(problem, cfg, seed, progress)
     L, mu = problem.L, problem.mu
     out: dict[str, Any] = {"figure": NAME, "config": asdict(cfg), "seed": seed, "L": L, "mu": mu,
                            "learned_steps_h": (learned * L).tolist()}
@@ -77,7 +79,7 @@ def compute(cfg: Config, seed: int = 0, progress: bool = False) -> dict[str, Any
     schedules = {"learned": learned}
     schedules.update({name: np.asarray(kw["steps"], dtype=np.float64)
                       for name, kw in classical_schedules(cfg.num_layers, L, mu, "gd").items()})
-    gaps = {name: _normalized_gaps(problem, st, test.y, ref) for name, st in schedules.items()}
+    gaps = {name: normalized_gaps(problem, st, test.y, ref) for name, st in schedules.items()}
     out["average_case"] = {name: g.mean(axis=1) for name, g in gaps.items()}
     out["verdicts"] = {}
     if np.any(learned <= 0):

@@ -7,7 +7,7 @@ from unfoldkit.unrolled.problems.base import Problem, ProblemBatch, Reference
 from unfoldkit.unrolled.problems.linear import LinearInverseProblem
 from unfoldkit.unrolled.problems.quadratic import LeastSquares
 from unfoldkit.unrolled.problems.rpca import RobustPCA, RpcaBatch, RpcaReference, pcp_duality_gap, rpca_constants
-from unfoldkit.unrolled.problems.sparse import BoundedSparseRecovery, SparseRecovery, lasso_duality_gap
+from unfoldkit.unrolled.problems.sparse import BoundedSparseRecovery, SparseRecovery, lasso_duality_gap, perturbed_dictionary
 from unfoldkit.unrolled.problems.worst_case import WorstCaseHuber
 
 #: name -> family, for checkpoints and the command line
@@ -42,5 +42,6 @@ __all__ = [
     "lasso_duality_gap",
     "make_problem",
     "pcp_duality_gap",
+    "perturbed_dictionary",
     "rpca_constants",
 ]

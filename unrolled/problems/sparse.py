@@ -162,3 +162,18 @@ class BoundedSparseRecovery(SparseRecovery):
         vals = rng.uniform(-self.amplitude, self.amplitude, (batch_size, self.support_size))
         np.put_along_axis(x, support, vals, axis=1)
         return add_noise(x @ self.A.T, self.snr_db, rng), x
+
+
+def perturbed_dictionary(problem: SparseRecovery, eps: float, seed: int) -> SparseRecovery:
+    """A model mismatch: ``problem``'s family and parameters with A replaced by the unit-column normalisation
+    of A + eps G / sqrt(m), G a standard Gaussian matrix drawn from ``seed`` (eps = 0: the same A). Data drawn
+    from the result come from A', while a model trained on ``problem`` still assumes A."""
+    import math
+
+    from unfoldkit.unrolled.validation import nonnegative_real
+
+    eps = nonnegative_real("eps", eps)
+    out = type(problem)(**problem.params())
+    a = problem.A + eps * np.random.default_rng(seed).standard_normal(problem.A.shape) / math.sqrt(problem.m)
+    out.A = a / np.linalg.norm(a, axis=0, keepdims=True)
+    return out
