@@ -292,7 +292,7 @@ def _check(steps: np.ndarray, envelope: Envelope, momentum: Any, rtol: float, so
     if order is None:
         take(pep_bound(spec, layers="all", solver=solver))
     else:
-        seq = list(dict.fromkeys([int(n) for n in order if 0 <= int(n) <= K] + list(range(K, -1, -1))))
+        seq = list(dict.fromkeys([int(n) for n in order if 0 <= int(n) <= K] + list(range(1, K + 1)) + [0]))
         for n in seq:
             take(pep_bound(spec, layers=[n], solver=solver))
             if fails(n):
@@ -357,7 +357,7 @@ def project_schedule(candidate: Any, certified: Any, envelope: Envelope, *, mome
     the boundary along the segment (the set of certified schedules need not be convex, so this is the
     largest certified t found by bisection, not necessarily the largest overall). Points with a step <= 0
     are not certified (no finite worst case for GD over the class) and are not solved; the returned steps are
-    always > 0. Each check stops at the first failing layer (the layers that failed last are tried first);
+    always > 0. Each check stops at the first failing layer (the layers that failed in this projection first, then 1..K: the small SDPs first);
     a point that holds was solved at every layer, so its certificate is complete.
     Returns (steps, certificate, t). Raises ValueError for NaN/inf input, wrong lengths, a non-positive
     ``certified`` schedule, or a ``certified`` schedule that is not inside the envelope.
