@@ -76,6 +76,14 @@ def test_reference_inside_its_own_envelope(envelope):
     assert d["holds"] and "Drori" in d["provenance"] and "Taylor" in d["provenance"]
 
 
+@pytest.mark.parametrize("num_layers, reference", [(3, "silver"), (4, "constant 1/L")])
+def test_convex_reference_inside_its_own_envelope(num_layers, reference):
+    with limit_threads(1):
+        env = schedule_envelope(num_layers, 2.0, 0.0, R=1.5)
+        cert = certify_schedule(env.reference_steps, env)
+    assert env.reference == reference and cert.holds and np.all(np.abs(cert.ratios - 1) < 1e-6)
+
+
 def test_unconstrained_schedule_is_detected(envelope, unconstrained):
     with limit_threads(1):
         cert = certify_schedule(unconstrained, envelope)

@@ -138,7 +138,7 @@ def schedule_envelope(num_layers: int, L: float, mu: float = 0.0, method: str = 
     after k layers over F_{mu,L} (with a closed convex h for "pgm"), from ||x_0 - x*|| <= R (or
     F(x_0) - F* <= initial_gap). ``reference``: None or "best" (the schedule of
     ``classical_schedules(num_layers, L, mu, method)`` with the lowest worst case at the last layer K: for
-    GD on F_{0,L} this is usually silver steps, with mu > 0 constant 1/L or 2/(L + mu)), the name of one of
+    GD constant 1/L, silver steps (mu = 0) or 2/(L + mu) (mu > 0), whichever is lowest at K), the name of one of
     those schedules, or an array of per-layer values (K + 1 values for layers 0..K, or K values for layers
     1..K, layer 0 then being the closed form W_0 shared by every schedule); ``factor`` > 0 multiplies them.
     With factor >= 1 the reference schedule is inside its own envelope (the initial point of training).
