@@ -123,6 +123,7 @@ def test_certified_training_ends_certified(problem, envelope):
     assert len(res.history) == 3 and all(h["projections"] == 2 for h in res.history)
     assert all(h["t_min"] is None or 0.0 <= h["t_min"] <= 1.0 for h in res.history)
     assert all(math.isfinite(h["train_objective"]) for h in res.history)
+    assert res.start == "model" and res.train.epochs_run == 3        # 1/L (the default) is the reference
     json.dumps(res.to_dict())
 
 
@@ -204,6 +205,10 @@ def test_bad_training_inputs(problem, envelope):
         train_certified_schedule(short, problem, envelope, epochs=1, steps_per_epoch=1, batch_size=4, lr=0.1)
     _one_line(e)
     m = MODELS["gd-unfolded"](problem, K, dtype=torch.float64)
+    with pytest.raises(ValueError, match="train_size") as e:
+        train_certified_schedule(m, problem, envelope, epochs=1, steps_per_epoch=1, batch_size=4, lr=0.1,
+                                 train_size=64)
+    _one_line(e)
     with pytest.raises(ValueError, match="project_every") as e:
         train_certified_schedule(m, problem, envelope, epochs=1, steps_per_epoch=1, batch_size=4, lr=0.1,
                                  project_every=0)
