@@ -52,9 +52,10 @@ from unfoldkit.unrolled.validation import positive_int, positive_real
 DEFAULT_RTOL = CERTIFICATE_TOL
 #: default number of bisection steps of ``project_schedule`` (t known to 2^-8 = 0.004)
 DEFAULT_BISECTION_STEPS = 8
-#: solver statuses accepted as they are; 'optimal_inaccurate' is accepted only with a recomputed certificate
-#: (gap and both residuals) below CERTIFICATE_TOL, the engine's own acceptance rule (docs/pep.md)
-ACCEPTED_STATUSES = ("optimal", "closed_form")
+#: solver statuses accepted as they are ('unbounded': W_k = +inf, which fails any finite E_k);
+#: 'optimal_inaccurate' is accepted only with a recomputed certificate (gap and both residuals) below CERTIFICATE_TOL, the engine's
+#: own acceptance rule (docs/pep.md)
+ACCEPTED_STATUSES = ("optimal", "closed_form", "unbounded")
 #: model family -> PEP method of its step schedule (paradigm 1 models whose schedule PEP analyses exactly)
 CERTIFIABLE_MODELS = {"gd-unfolded": "gd", "ista-learned-step": "pgm"}
 PROVENANCE = ("exact per-layer worst case by performance estimation (Gram-matrix SDP, theory.pep.pep_bound): "
@@ -193,7 +194,7 @@ class ScheduleCertificate:
     bound max(value, dual value): the dual value is the multiplier of the initial condition of a feasible dual
     solution, which bounds W_k from above by weak duality), ``envelope`` (E_k), ``margins`` = E_k - upper_k
     (>= 0 inside), ``ratios`` = upper_k / E_k, ``statuses``, ``duality_gaps``, ``primal_residuals``,
-    ``dual_residuals``, ``accepted`` (status optimal / closed form, or optimal_inaccurate with the recomputed
+    ``dual_residuals``, ``accepted`` (status optimal / closed form / unbounded (+inf), or optimal_inaccurate with the recomputed
     certificate below CERTIFICATE_TOL). ``holds``: every layer accepted and upper_k <= E_k (1 + rtol).
     ``failing_layers``: the layers where it does not. ``multipliers`` (with ``keep_multipliers=True``): per
     layer the interpolation-pair multipliers of a full Gram solve, the proof of the bound (a nonnegative
@@ -255,9 +256,8 @@ def _accepted(status: str, gap: float, pres: float, dres: float) -> bool:
     if status in ACCEPTED_STATUSES:
         return True
     if status != "optimal_inaccurate":
-        return False  # 'unbounded': +inf, no finite worst case (fails any finite envelope anyway)
-    res = [r for r in (gap, pres, dres)]
-    return all(np.isfinite(r) and r <= CERTIFICATE_TOL for r in res)
+        return False
+    return all(np.isfinite(r) and r <= CERTIFICATE_TOL for r in (gap, pres, dres))
 
 
 def _rtol(rtol: Any) -> float:
