@@ -53,8 +53,8 @@ DEFAULT_RTOL = CERTIFICATE_TOL
 #: default number of bisection steps of ``project_schedule`` (t known to 2^-8 = 0.004)
 DEFAULT_BISECTION_STEPS = 8
 #: solver statuses accepted as they are ('unbounded': W_k = +inf, which fails any finite E_k);
-#: 'optimal_inaccurate' is accepted only with a recomputed certificate (gap and both residuals) below CERTIFICATE_TOL, the engine's
-#: own acceptance rule (docs/pep.md)
+#: 'optimal_inaccurate' is accepted only with a recomputed certificate (gap and both residuals) below
+#: CERTIFICATE_TOL, the engine's own acceptance rule (docs/pep.md)
 ACCEPTED_STATUSES = ("optimal", "closed_form", "unbounded")
 #: model family -> PEP method of its step schedule (paradigm 1 models whose schedule PEP analyses exactly)
 CERTIFIABLE_MODELS = {"gd-unfolded": "gd", "ista-learned-step": "pgm"}
@@ -194,8 +194,8 @@ class ScheduleCertificate:
     bound max(value, dual value): the dual value is the multiplier of the initial condition of a feasible dual
     solution, which bounds W_k from above by weak duality), ``envelope`` (E_k), ``margins`` = E_k - upper_k
     (>= 0 inside), ``ratios`` = upper_k / E_k, ``statuses``, ``duality_gaps``, ``primal_residuals``,
-    ``dual_residuals``, ``accepted`` (status optimal / closed form / unbounded (+inf), or optimal_inaccurate with the recomputed
-    certificate below CERTIFICATE_TOL). ``holds``: every layer accepted and upper_k <= E_k (1 + rtol).
+    ``dual_residuals``, ``accepted`` (status optimal / closed form / unbounded (+inf), or optimal_inaccurate
+    with the recomputed certificate below CERTIFICATE_TOL). ``holds``: every layer accepted and upper_k <= E_k (1 + rtol).
     ``failing_layers``: the layers where it does not. ``multipliers`` (with ``keep_multipliers=True``): per
     layer the interpolation-pair multipliers of a full Gram solve, the proof of the bound (a nonnegative
     combination of the interpolation inequalities that yields it). ``complete``: False only for a check that
@@ -358,7 +358,8 @@ def project_schedule(candidate: Any, certified: Any, envelope: Envelope, *, mome
     the boundary along the segment (the set of certified schedules need not be convex, so this is the
     largest certified t found by bisection, not necessarily the largest overall). Points with a step <= 0
     are not certified (no finite worst case for GD over the class) and are not solved; the returned steps are
-    always > 0. Each check stops at the first failing layer (the layers that failed in this projection first, then 1..K: the small SDPs first);
+    always > 0. Each check stops at the first failing layer (the layers that failed in this projection first,
+    then 1..K: the small SDPs first);
     a point that holds was solved at every layer, so its certificate is complete.
     Returns (steps, certificate, t). Raises ValueError for NaN/inf input, wrong lengths, a non-positive
     ``certified`` schedule, or a ``certified`` schedule that is not inside the envelope.
@@ -450,8 +451,8 @@ def train_certified_schedule(model: Any, problem: Problem, envelope: Envelope, *
                              **train_settings: Any) -> CertifiedTrainResult:
     """Train a learned step schedule on its unsupervised objective while keeping it certified.
 
-    The trainer (``unrolled.training.train`` with the ``unsupervised`` scheme (``Unsupervised.loss``): loss (1/B) sum_b F(x_K^b; y^b),
-    Adam by default, fresh batches ``problem.sample(batch_size, rng)``, seeded as an unconstrained run with the
+    The trainer (``unrolled.training.train`` with the ``unsupervised`` scheme (``Unsupervised.loss``):
+    loss (1/B) sum_b F(x_K^b; y^b), Adam by default, fresh batches ``problem.sample(batch_size, rng)``, seeded as an unconstrained run with the
     same ``seed``, so both see the same data) runs with a ``constraint`` hook: before training the model's
     schedule is kept if ``certify_schedule`` holds, else replaced by the envelope's reference schedule; after
     every ``project_every`` optimizer steps, and after the last step of every epoch (so every validated, restored
