@@ -195,7 +195,8 @@ class ScheduleCertificate:
     solution, which bounds W_k from above by weak duality), ``envelope`` (E_k), ``margins`` = E_k - upper_k
     (>= 0 inside), ``ratios`` = upper_k / E_k, ``statuses``, ``duality_gaps``, ``primal_residuals``,
     ``dual_residuals``, ``accepted`` (status optimal / closed form / unbounded (+inf), or optimal_inaccurate
-    with the recomputed certificate below CERTIFICATE_TOL). ``holds``: every layer accepted and upper_k <= E_k (1 + rtol).
+    with the recomputed certificate below CERTIFICATE_TOL). ``holds``: every layer accepted and
+    upper_k <= E_k (1 + rtol).
     ``failing_layers``: the layers where it does not. ``multipliers`` (with ``keep_multipliers=True``): per
     layer the interpolation-pair multipliers of a full Gram solve, the proof of the bound (a nonnegative
     combination of the interpolation inequalities that yields it). ``complete``: False only for a check that
@@ -452,9 +453,9 @@ def train_certified_schedule(model: Any, problem: Problem, envelope: Envelope, *
     """Train a learned step schedule on its unsupervised objective while keeping it certified.
 
     The trainer (``unrolled.training.train`` with the ``unsupervised`` scheme (``Unsupervised.loss``):
-    loss (1/B) sum_b F(x_K^b; y^b), Adam by default, fresh batches ``problem.sample(batch_size, rng)``, seeded as an unconstrained run with the
-    same ``seed``, so both see the same data) runs with a ``constraint`` hook: before training the model's
-    schedule is kept if ``certify_schedule`` holds, else replaced by the envelope's reference schedule; after
+    loss (1/B) sum_b F(x_K^b; y^b), Adam by default, fresh batches ``problem.sample(batch_size, rng)``, seeded
+    as an unconstrained run with the same ``seed``, so both see the same data) runs with a ``constraint``
+    hook: before training the model's schedule is kept if ``certify_schedule`` holds, else replaced by the envelope's reference schedule; after
     every ``project_every`` optimizer steps, and after the last step of every epoch (so every validated, restored
     and returned state is certified), the steps gamma are replaced by ``project_schedule(gamma,
     gamma_certified, envelope)``, gamma_certified the last certified schedule. The final certificate is
