@@ -455,9 +455,9 @@ def train_certified_schedule(model: Any, problem: Problem, envelope: Envelope, *
     The trainer (``unrolled.training.train`` with the ``unsupervised`` scheme (``Unsupervised.loss``):
     loss (1/B) sum_b F(x_K^b; y^b), Adam by default, fresh batches ``problem.sample(batch_size, rng)``, seeded
     as an unconstrained run with the same ``seed``, so both see the same data) runs with a ``constraint``
-    hook: before training the model's schedule is kept if ``certify_schedule`` holds, else replaced by the envelope's reference schedule; after
-    every ``project_every`` optimizer steps, and after the last step of every epoch (so every validated, restored
-    and returned state is certified), the steps gamma are replaced by ``project_schedule(gamma,
+    hook: before training the model's schedule is kept if ``certify_schedule`` holds, else replaced by the
+    envelope's reference schedule; after every ``project_every`` optimizer steps, and after the last step of
+    every epoch (so every validated, restored and returned state is certified), the steps gamma are replaced by ``project_schedule(gamma,
     gamma_certified, envelope)``, gamma_certified the last certified schedule. The final certificate is
     recomputed from scratch on ``model.schedule()["step"]``. Models: ``gd-unfolded`` (method "gd") and
     ``ista-learned-step`` with ``learn_threshold=False`` (method "pgm", tau_k = gamma_k), in float64 (a rounded
