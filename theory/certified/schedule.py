@@ -452,23 +452,22 @@ def train_certified_schedule(model: Any, problem: Problem, envelope: Envelope, *
                              **train_settings: Any) -> CertifiedTrainResult:
     """Train a learned step schedule on its unsupervised objective while keeping it certified.
 
-    The trainer (``unrolled.training.train`` with the ``unsupervised`` scheme (``Unsupervised.loss``):
-    loss (1/B) sum_b F(x_K^b; y^b), Adam by default, fresh batches ``problem.sample(batch_size, rng)``, seeded
-    as an unconstrained run with the same ``seed``, so both see the same data) runs with a ``constraint``
-    hook: before training the model's schedule is kept if ``certify_schedule`` holds, else replaced by the
-    envelope's reference schedule; after every ``project_every`` optimizer steps, and after the last step of
-    every epoch (so every validated, restored and returned state is certified), the steps gamma are replaced by ``project_schedule(gamma,
-    gamma_certified, envelope)``, gamma_certified the last certified schedule. The final certificate is
-    recomputed from scratch on ``model.schedule()["step"]``. Models: ``gd-unfolded`` (method "gd") and
-    ``ista-learned-step`` with ``learn_threshold=False`` (method "pgm", tau_k = gamma_k), in float64 (a rounded
-    copy of a certified schedule need not be certified). ``train_settings``: further ``TrainConfig`` fields
-    (val_size, default 256; lr_schedule, optimizer, grad_clip, restore_best, progress, default False, ...);
-    train_size, dtype, stop_after and resume are refused. ``callback(entry)`` is called after every epoch with this
-    function's history entry. Cost: one certificate of K = 8 takes about 0.1 s, a projection 0.1-0.5 s
-    (docs/certified_schedules_section.md), so ``project_every=1`` dominates the training time; once per epoch
-    (``project_every=steps_per_epoch``) is often enough.
-    Raises ValueError for a model that is not certifiable, not float64, or whose method or size differs
-    from the envelope's, and for invalid settings.
+    The trainer (``unrolled.training.train`` with the ``unsupervised`` scheme (``Unsupervised.loss``): loss (1/B)
+    sum_b F(x_K^b; y^b), Adam by default, fresh batches ``problem.sample(batch_size, rng)``, seeded as an
+    unconstrained run with the same ``seed``, so both see the same data) runs with a ``constraint`` hook: before
+    training the model's schedule is kept if ``certify_schedule`` holds, else replaced by the envelope's reference
+    schedule; after every ``project_every`` optimizer steps, and after the last step of every epoch (so every
+    validated, restored and returned state is certified), the steps gamma are replaced by ``project_schedule(gamma,
+    gamma_certified, envelope)``, gamma_certified the last certified schedule. The final certificate is recomputed
+    from scratch on ``model.schedule()["step"]``. Models: ``gd-unfolded`` (method "gd") and ``ista-learned-step``
+    with ``learn_threshold=False`` (method "pgm", tau_k = gamma_k), in float64 (a rounded copy of a certified
+    schedule need not be certified). ``train_settings``: further ``TrainConfig`` fields (val_size, default 256;
+    lr_schedule, optimizer, grad_clip, restore_best, progress, default False, ...); train_size, dtype, stop_after
+    and resume are refused. ``callback(entry)`` is called after every epoch with this function's history entry.
+    Cost: one certificate of K = 8 takes about 0.1 s, a projection 0.1-0.5 s (docs/certified_schedules_section.md),
+    so ``project_every=1`` dominates the training time; once per epoch (``project_every=steps_per_epoch``) is often
+    enough. Raises ValueError for a model that is not certifiable, not float64, or whose method or size differs from
+    the envelope's, and for invalid settings.
     """
     if not isinstance(envelope, Envelope):
         raise ValueError(f"envelope must be an Envelope (schedule_envelope), got {type(envelope).__name__}")
