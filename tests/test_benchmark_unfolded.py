@@ -144,8 +144,9 @@ def test_estimate_times_a_few_steps_per_model():
     messages: list[str] = []
     est = bench.estimate_wall_time(TINY, MODELS, [None, 40.0], steps=1, log=messages.append)
     assert set(est["per_model"]) == set(MODELS) and est["settings"] == 2
-    lw = est["per_model"]["lista-cp"]
-    assert lw["stages"] == 3 * TINY.num_layers and lw["max_steps"] == 3 * TINY.num_layers * 2  # 1 epoch x 2 steps
+    lw = est["per_model"]["lista-cp"]  # end to end after an ALISTA stage (issue 17): one stage, its note
+    assert lw["stages"] == 1 and lw["max_steps"] == TINY.end_to_end.epochs * TINY.end_to_end.steps_per_epoch
+    assert "first stage" in lw["note"]
     assert all(v["step_s"] > 0 and v["estimate_s_per_setting"] > 0 for v in est["per_model"].values())
     assert est["total_s"] == pytest.approx(2 * sum(v["estimate_s_per_setting"] for v in est["per_model"].values()))
     assert len(messages) == len(MODELS)
@@ -162,23 +163,31 @@ def test_curves_figure_is_a_png_with_one_panel_per_setting(tiny_run, tmp_path):
     assert img.shape[1] > 1.5 * img.shape[0]  # two settings side by side
 
 
-def test_lista_cpss_recipe_starts_from_a_trained_alista():
-    """lista-cpss's recipe has two stages (issue 17): ALISTA trained with its own recipe, copied into LISTA-CPSS
-    (W^k = gamma_k W~, its thresholds), whose iterates then equal the trained ALISTA's; the others start at
-    ISTA's weights. A tiny end-to-end row records the first stage's time."""
+@pytest.mark.parametrize("family", ["lista-cpss", "lista-cp", "lista"])
+def test_lista_family_recipes_start_from_a_trained_alista(family):
+    """The LISTA-family recipes have two stages (issue 17): ALISTA trained with its own recipe (without support
+    selection for LISTA and LISTA-CP, which have none), copied in (LISTA-CP(SS): W^k = gamma_k W~; LISTA:
+    W_1^k = gamma_k W~^T, W_2^k = I - gamma_k W~^T A; its thresholds), whose iterates the model then
+    reproduces. A tiny end-to-end row records the first stage's time."""
     import numpy as np
     import torch
 
-    recipe = bench.recipe_for("lista-cpss", TINY)
-    assert recipe["init"] == "alista-trained" and recipe["warm_start"] == bench.recipe_for("alista", TINY)
-    assert bench.recipe_for("lista-cp", TINY)["init"] == "classical"
+    recipe = bench.recipe_for(family, TINY)
+    stage = bench.recipe_for("alista", TINY)
+    if family != "lista-cpss":
+        stage["model_args"].update(percent=0.0, max_percent=0.0)
+    assert recipe["init"] == "alista-trained" and recipe["warm_start"] == stage
+    assert bench.recipe_for("ista-learned-step", TINY)["init"] == "classical"
     problem = bench.make_problem(TINY, None, bench.AUTHORS_LAM)
-    model = bench.build_model("lista-cpss", problem, TINY.num_layers, recipe)
+    model = bench.build_model(family, problem, TINY.num_layers, recipe)
     alista, seconds = bench.warm_start(model, problem, TINY.num_layers, recipe, None, False, "cpu")
     assert seconds > 0
     y = problem.sample(16, np.random.default_rng(0)).y
     with torch.no_grad():
         torch.testing.assert_close(model(y, trajectory=True), alista(y, trajectory=True), rtol=1e-5, atol=1e-6)
-    row = bench.train_model(TINY.to_dict(), "lista-cpss", recipe, None, 0.1, None, False, "cpu", 1, False)
+    row = bench.train_model(TINY.to_dict(), family, recipe, None, 0.1, None, False, "cpu", 1, False)
     assert row["status"] == "done" and row["warm_start_time_s"] > 0
     assert row["train_time_s"] >= row["warm_start_time_s"] and all(np.isfinite(row["nmse_db"]))
+    curve = row["val_curve"]
+    assert curve[0]["epoch"] == 0 and len(curve) == row["epochs_run"] + 1
+    assert all(np.isfinite(e["val_nmse_db_K"]) for e in curve)

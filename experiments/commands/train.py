@@ -11,6 +11,8 @@ NAME = "train"
 HELP = "train an unfolded model on a problem family"
 
 _SCHEMES = ("end-to-end", "multi-loss", "layer-wise", "unsupervised")
+#: the mechanisms of --certify (docs/certified.md)
+CERTIFY = ("schedule", "safeguard", "lista")
 #: problem options of `train` and the problem families they apply to
 _PROBLEM_OPTIONS = {"sparsity": ("sparse",), "lam": ("sparse",), "kappa": ("least-squares",),
                     "m": ("sparse", "least-squares"), "n": ("sparse", "least-squares"),
@@ -67,6 +69,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g.add_argument("--device", default="cpu", help="cpu (default) or cuda[:index]")
     g.add_argument("--threads", type=positive_int, default=None,
                    help="torch and BLAS threads while training (default: unchanged; 1 is often fastest on 2 cores)")
+    g = p.add_argument_group("certified training (docs/certified.md)")
+    g.add_argument("--certify", choices=CERTIFY, default=None,
+                   help="keep a guarantee through training: 'schedule' (gd-unfolded / ista-learned-step: every "
+                        "layer's exact PEP worst case stays inside an envelope), 'safeguard' (train, then certify "
+                        "the safeguarded model: the ISTA fixed-point residual never rises above its bound), "
+                        "'lista' (lista-cp / lista-cpss / alista: thresholds and steps kept where the "
+                        "linear-convergence certificate holds on X(B, s)); writes DIR/certificate.json")
+    g.add_argument("--envelope-factor", type=float, default=1.0,
+                   help="schedule: E_k = factor x the best classical schedule's worst case (default 1)")
+    g.add_argument("--project-every", type=positive_int, default=None, metavar="N",
+                   help="schedule: project onto the envelope after every N optimizer steps (default: once per "
+                        "epoch; every state the trainer validates or keeps is projected)")
+    g.add_argument("--class-s", type=positive_int, default=2,
+                   help="lista: sparsity s of the declared class X(B, s); the training data are drawn from it "
+                        "(default 2)")
+    g.add_argument("--class-b", type=float, default=1.0, help="lista: amplitude bound B of X(B, s) (default 1)")
+    g.add_argument("--safeguard-rule", choices=("geometric", "recent", "ema"), default="ema",
+                   help="safeguard: update rule of the safeguard level mu_k (default ema)")
+    g.add_argument("--safeguard-delta", type=float, default=0.01,
+                   help="safeguard: required relative decrease delta of the residual (default 0.01)")
+    g.add_argument("--mismatch-eps", type=float, default=0.3,
+                   help="safeguard: size of the dictionary mismatch the certificate is also measured on (default 0.3)")
     g = p.add_argument_group("output")
     g.add_argument("--out", default="results/train", metavar="DIR", help="output folder (default results/train)")
     g.add_argument("--checkpoint-every", type=positive_int, default=1, help="save a checkpoint every N epochs (default 1)")
@@ -114,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--{key.replace('_', '-')} does not apply to --problem {args.problem}")
         params[key] = value
     problem = make_problem(args.problem, **params)
+    if args.certify is not None:
+        from unfoldkit.experiments import certify
+
+        problem = certify.prepare(args, problem)
     scheme_options: dict = {}
     if args.loss is not None:
         scheme_options["loss"] = args.loss
@@ -123,8 +151,11 @@ def run(args: argparse.Namespace) -> int:
         scheme_options["lr_decay"] = float_list("--lr-decay", args.lr_decay)
     if args.layer_decay is not None:
         scheme_options["layer_decay"] = args.layer_decay
-    dtype = torch.float64 if args.float64 else torch.float32
+    # --certify schedule: theory in float64 (a rounded copy of a certified schedule need not be certified)
+    dtype = torch.float64 if args.float64 or args.certify == "schedule" else torch.float32
     model_args = json_key_values("--model-arg", args.model_arg)
+    if args.certify is not None:
+        model_args = {**certify.model_options(args), **model_args}
     if args.device != "cpu" and args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {args.device}: CUDA is not available")
     torch.manual_seed(args.seed)
@@ -132,6 +163,10 @@ def run(args: argparse.Namespace) -> int:
         model = make_model(args.model, problem, num_layers=args.layers, dtype=dtype, **model_args)
     except (TypeError, ValueError) as err:
         raise ValueError(f"cannot build {args.model} with --model-arg {model_args}: {err}") from None
+    if args.certify is not None:
+        certify.check_model(args, model)
+    if args.certify == "schedule":
+        return _run_certified_schedule(args, model, problem, out)
     try:
         result = train(model, problem, args.scheme, resume=args.resume, overwrite=args.force, epochs=args.epochs,
                        lr=args.lr, batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch,
@@ -139,13 +174,21 @@ def run(args: argparse.Namespace) -> int:
                        lr_schedule=args.lr_schedule, lr_gamma=args.lr_gamma, lr_step=args.lr_step,
                        optimizer=args.optimizer, momentum=args.momentum, grad_clip=args.grad_clip, seed=args.seed,
                        device=args.device, threads=args.threads, stop_after=args.stop_after, checkpoint_dir=str(out),
-                       checkpoint_every=args.checkpoint_every, progress=not args.no_progress, **scheme_options)
+                       checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
+                       constraint=None if args.certify is None else certify.constraint(args), **scheme_options)
         summary = result.to_dict()
         training = {"scheme": result.scheme, "scheme_settings": result.scheme_settings, "settings": result.settings,
                     "epochs_run": result.epochs_run, "best_val_nmse_db": result.best_val_nmse_db,
                     "final_val_nmse_db": result.final_val_nmse_db}
+        cert = None
+        if args.certify is not None and not result.paused:
+            cert = certify.certificate(certify.settings(args), result.model, problem, seed=args.seed,
+                                       samples=args.val_size)
+            training["certify"] = {**certify.settings(args), "holds": cert["holds"]}
         paths = [save_checkpoint(out / "model.pt", result.model, problem=problem, training=training, seed=args.seed),
                  result.checkpoint_path, write_json(out / "history.json", summary)]
+        if cert is not None:
+            paths.append(write_json(out / "certificate.json", cert))
     except KeyboardInterrupt:
         raise KeyboardInterrupt(_how_to_resume(out / CHECKPOINT_NAME)) from None
     initial = result.history[0]["val_nmse_db"]
@@ -159,9 +202,36 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"  validation objective F(x_K): {result.history[0]['val_objective'][-1]:.6g} -> "
               f"{result.final_val_objective[-1]:.6g}")
+    if cert is not None:
+        print(cert["summary"])
     for path in paths:
         print(f"wrote {path}")
-    return 0
+    return 0 if cert is None or cert["holds"] else 1
+
+
+def _run_certified_schedule(args: argparse.Namespace, model, problem, out: Path) -> int:
+    """``--certify schedule``: the certified training loop (projections onto the PEP envelope), then model.pt,
+    history.json and certificate.json (the certificate recomputed from scratch); exit 1 if it does not hold."""
+    from unfoldkit.experiments import certify
+    from unfoldkit.experiments.io import write_json
+    from unfoldkit.unrolled.training import save_checkpoint
+
+    try:
+        result = certify.train_schedule(args, model, problem)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt("--certify schedule has no checkpoints: run the same command again") from None
+    cert = certify.certificate(certify.settings(args), model, problem)
+    training = {"scheme": "unsupervised (certified schedule)", "settings": {
+        "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size,
+        "lr": args.lr, "seed": args.seed}, "certify": {**certify.settings(args), "holds": cert["holds"]}}
+    paths = [save_checkpoint(out / "model.pt", model, problem=problem, training=training, seed=args.seed),
+             write_json(out / "history.json", result.to_dict()), write_json(out / "certificate.json", cert)]
+    print(f"train {args.model} (K={args.layers}) on {problem!r}: certified schedule, {args.epochs} epochs, "
+          f"{result.train_time:.1f} s ({result.projection_time:.1f} s in projections)")
+    print(cert["summary"])
+    for path in paths:
+        print(f"wrote {path}")
+    return 0 if cert["holds"] else 1
 
 
 def _how_to_resume(checkpoint: Path) -> str:

@@ -107,6 +107,9 @@ class CheckInputs:
     train_y: torch.Tensor | None = None
     train_x: torch.Tensor | None = None
     source: str = ""
+    #: the ``training["certify"]`` metadata of a model trained with ``unfoldkit train --certify`` (issue 18):
+    #: its certificate is recomputed from scratch (``experiments.certify.certificate``) and judged
+    certify: dict[str, Any] | None = None
 
 
 # ---- small helpers ----------------------------------------------------------------------------------
@@ -426,6 +429,25 @@ def _lista_section(inp: CheckInputs, quick: bool, seed: int, rows: list[dict[str
     return out
 
 
+def _certified_section(inp: CheckInputs, seed: int, quick: bool, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A model trained with ``--certify``: its certificate recomputed from scratch on the test data (the
+    safeguard) or on the declared class / envelope, one verdict row (docs/certified.md)."""
+    if not inp.certify or inp.model is None:
+        return {"applies": False, "reason": "not trained with --certify"}
+    from unfoldkit.experiments.certify import certificate
+
+    label = f"certified training ({inp.certify.get('mechanism')})"
+    try:
+        cert = certificate(inp.certify, inp.model, inp.problem, seed=seed, samples=LISTA_SAMPLES[quick],
+                           test=(inp.test_y, inp.test_x))
+    except ValueError as err:
+        rows.append(_row(label, "certified", NOT_COVERED, _first_sentence(err)))
+        return {"applies": False, "reason": _first_sentence(err)}
+    first = cert["summary"].splitlines()[0]
+    rows.append(_row(label, "certified", HOLD if cert["holds"] else FAIL, first))
+    return {"applies": True, **jsonable(cert)}
+
+
 def _error_section(inp: CheckInputs, iterates: torch.Tensor, full: bool, K: int, quick: bool,
                    verdicts: list[Verdict], progress: Callable[[str], None]) -> dict[str, Any]:
     if inp.test_x is None:
@@ -656,6 +678,7 @@ def build_report(inputs: CheckInputs, *, quick: bool = False, seed: int = 0,
         timings["theorems"] = time.perf_counter() - s
         s = step(2)
         report["lista"] = _lista_section(inp, quick, seed, rows)
+        report["certified"] = _certified_section(inp, seed, quick, rows)
         timings["lista"] = time.perf_counter() - s
         s = step(3)
         report["error"] = _error_section(inp, iterates, full, K, quick, verdicts, say)

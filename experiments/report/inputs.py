@@ -430,6 +430,7 @@ def resolve_inputs(*, checkpoint: str | None = None, module: str | None = None, 
     if ckpt is not None:
         fields: dict[str, Any] = {"model": model_from_checkpoint(ckpt, prob), "fn": None}
         fields["num_layers"] = fields["model"].num_layers
+        fields["certify"] = (ckpt.training or {}).get("certify")  # --certify: the certificate to recompute
         source = str(checkpoint)   # the path itself: the report stress-tests a .pt source
     else:
         source = f"module {module}"

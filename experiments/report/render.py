@@ -82,6 +82,11 @@ def tables(report: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
                     ["assumption", "state", "measured", "required"], lrows,
                     f"measured decay per layer {fmt(lista['fitted_rate'])}, theoretical "
                     f"{fmt(lista['theoretical_rate'])}; {lista['num_samples']} samples"))
+    cert = report.get("certified", {})
+    if cert.get("applies"):
+        crows = [[line.strip()] for line in cert["summary"].splitlines() if line.strip()][:12]
+        out.append((f"Certified training ({cert['mechanism']})", ["certificate recomputed from scratch"], crows,
+                    "holds" if cert["holds"] else "FAILS"))
     err = report["error"]
     if err.get("available"):
         mm = err["model"]
