@@ -213,3 +213,22 @@ def test_bad_training_inputs(problem, envelope):
         train_certified_schedule(m, problem, envelope, epochs=1, steps_per_epoch=1, batch_size=4, lr=0.1,
                                  project_every=0)
     _one_line(e)
+
+
+def test_layerwise_projection_is_certified_and_moves_the_free_layers(envelope, unconstrained):
+    """mode="layerwise" (each step moved as far as its own layer stays certified, earlier steps fixed) returns
+    a schedule certified from scratch at every layer, with t the smallest fraction moved; it never returns a
+    point worse than the segment projection's at the last layer's envelope ratio by more than the tolerance,
+    and it moves a non-binding step further than the segment does (the segment's weakness)."""
+    base = envelope.reference_steps
+    with limit_threads(1):
+        seg, c_seg, t_seg = project_schedule(unconstrained, base, envelope, bisection_steps=6)
+        lay, c_lay, t_lay = project_schedule(unconstrained, base, envelope, bisection_steps=6, mode="layerwise")
+        again = certify_schedule(lay, envelope)
+    assert c_lay.holds and again.holds and c_lay.complete and np.all(lay > 0)
+    assert 0.0 <= t_lay <= 1.0
+    moved_seg = np.abs(seg - base) / np.maximum(np.abs(unconstrained - base), 1e-300)
+    moved_lay = np.abs(lay - base) / np.maximum(np.abs(unconstrained - base), 1e-300)
+    assert moved_lay.max() > moved_seg.max() + 1e-3
+    with pytest.raises(ValueError, match="mode"):
+        project_schedule(unconstrained, base, envelope, mode="diagonal")

@@ -348,9 +348,55 @@ def certify_schedule(steps: Any, envelope: Envelope, *, momentum: Any = None, rt
     return _check(arr, envelope, momentum, _rtol(rtol), solver, None, bool(keep_multipliers))
 
 
+def _layer_holds(point: np.ndarray, k: int, envelope: Envelope, momentum: Any, rtol: float,
+                 solver: str | None) -> bool:
+    """Whether layer k alone is certified for ``point``: W_k depends on the first k steps only (x_k is made
+    by steps 0..k-1), so one SDP of Gram size about k decides it, with ``certify_schedule``'s acceptance rule."""
+    if np.any(point[:k] <= 0):
+        return False
+    b = pep_bound(envelope.spec(point.copy(), momentum), layers=[k], solver=solver)  # the spec freezes its array
+    ex = b.extra
+    v, dv = float(b.values[0]), float(ex["dual_value"][0])
+    up = max(v, dv) if np.isfinite(dv) else v
+    e = float(envelope.values[k])
+    return _accepted(str(ex["solver_status"][0]), float(ex["duality_gap"][0]), float(ex["primal_residual"][0]),
+                     float(ex["dual_residual"][0])) and (np.isinf(e) or up <= e * (1.0 + rtol))
+
+
+def _project_layerwise(cand: np.ndarray, base: np.ndarray, envelope: Envelope, momentum: Any, rtol: float,
+                       nb: int, solver: str | None) -> tuple[np.ndarray, float] | None:
+    """Layer by layer, k = 1..K: with steps 0..k-2 already fixed, move step k-1 from ``base`` towards ``cand``
+    as far as layer k stays certified (all the way when it does; else bisection on that one step). Each
+    layer's worst case depends on the steps before it only, so the fixed layers stay certified and a layer
+    that cannot use its slack no longer freezes the others (the segment projection's weakness). Returns
+    (steps, smallest fraction moved) or None when the base value of some step no longer certifies its layer
+    after the earlier steps moved (the caller then falls back to the segment)."""
+    point = base.copy()
+    frac = 1.0
+    for k in range(1, envelope.num_layers + 1):
+        trial = point.copy()
+        trial[k - 1] = cand[k - 1]
+        if _layer_holds(trial, k, envelope, momentum, rtol, solver):
+            point = trial
+            continue
+        if not _layer_holds(point, k, envelope, momentum, rtol, solver):
+            return None
+        lo, hi = 0.0, 1.0
+        for _ in range(nb):
+            mid = 0.5 * (lo + hi)
+            trial[k - 1] = base[k - 1] + mid * (cand[k - 1] - base[k - 1])
+            if _layer_holds(trial, k, envelope, momentum, rtol, solver):
+                lo = mid
+            else:
+                hi = mid
+        point[k - 1] = base[k - 1] + lo * (cand[k - 1] - base[k - 1])
+        frac = min(frac, lo)
+    return point, frac
+
+
 def project_schedule(candidate: Any, certified: Any, envelope: Envelope, *, momentum: Any = None,
                      rtol: float = DEFAULT_RTOL, bisection_steps: int = DEFAULT_BISECTION_STEPS,
-                     solver: str | None = None) -> tuple[np.ndarray, ScheduleCertificate, float]:
+                     solver: str | None = None, mode: str = "segment") -> tuple[np.ndarray, ScheduleCertificate, float]:
     """The largest certified point of the segment gamma(t) = certified + t (candidate - certified), t in [0, 1].
 
     If ``candidate`` itself is certified (``certify_schedule``), it is returned with t = 1. Otherwise t = 0
@@ -362,9 +408,15 @@ def project_schedule(candidate: Any, certified: Any, envelope: Envelope, *, mome
     always > 0. Each check stops at the first failing layer (the layers that failed in this projection first,
     then 1..K: the small SDPs first);
     a point that holds was solved at every layer, so its certificate is complete.
+    ``mode="layerwise"``: instead of one segment, layer by layer (``_project_layerwise``): step k-1 moves
+    towards the candidate as far as layer k stays certified, the earlier steps fixed; the result is certified
+    from scratch at every layer (else, and when a layer cannot be kept, the segment result is returned), and t
+    is the smallest fraction of its way any step moved (1: the candidate itself).
     Returns (steps, certificate, t). Raises ValueError for NaN/inf input, wrong lengths, a non-positive
-    ``certified`` schedule, or a ``certified`` schedule that is not inside the envelope.
+    ``certified`` schedule, a ``certified`` schedule that is not inside the envelope, or an unknown mode.
     """
+    if mode not in ("segment", "layerwise"):
+        raise ValueError(f"mode must be 'segment' or 'layerwise', got {mode!r}")
     if not isinstance(envelope, Envelope):
         raise ValueError(f"envelope must be an Envelope (schedule_envelope), got {type(envelope).__name__}")
     K = envelope.num_layers
@@ -390,6 +442,12 @@ def project_schedule(candidate: Any, certified: Any, envelope: Envelope, *, mome
     if c0 is None:
         raise ValueError("certified schedule is not inside the envelope (re-checked at t = 0): "
                          f"failing layers {last_failing}")
+    if mode == "layerwise":
+        found = _project_layerwise(cand, base, envelope, momentum, rtol, nb, solver)
+        if found is not None:
+            cert = check(found[0])
+            if cert is not None:
+                return found[0], cert, found[1]
     lo, hi, best = 0.0, 1.0, (base, c0)
     for _ in range(nb):
         mid = 0.5 * (lo + hi)
@@ -449,7 +507,7 @@ def train_certified_schedule(model: Any, problem: Problem, envelope: Envelope, *
                              project_every: int = 1, rtol: float = DEFAULT_RTOL,
                              bisection_steps: int = DEFAULT_BISECTION_STEPS, solver: str | None = None,
                              callback: Callable[[dict[str, Any]], None] | None = None,
-                             **train_settings: Any) -> CertifiedTrainResult:
+                             projection: str = "layerwise", **train_settings: Any) -> CertifiedTrainResult:
     """Train a learned step schedule on its unsupervised objective while keeping it certified.
 
     The trainer (``unrolled.training.train`` with the ``unsupervised`` scheme (``Unsupervised.loss``): loss (1/B)
@@ -466,7 +524,8 @@ def train_certified_schedule(model: Any, problem: Problem, envelope: Envelope, *
     and resume are refused. ``callback(entry)`` is called after every epoch with this function's history entry.
     Cost: one certificate of K = 8 takes about 0.1 s, a projection 0.1-0.5 s (docs/certified_schedules_section.md),
     so ``project_every=1`` dominates the training time; once per epoch (``project_every=steps_per_epoch``) is often
-    enough. Raises ValueError for a model that is not certifiable, not float64, or whose method or size differs from
+    enough. ``projection``: "layerwise" (default; step by step, so a binding layer does not freeze the others)
+    or "segment" (``project_schedule``'s ``mode``). Raises ValueError for a model that is not certifiable, not float64, or whose method or size differs from
     the envelope's, and for invalid settings.
     """
     if not isinstance(envelope, Envelope):
@@ -513,7 +572,7 @@ def train_certified_schedule(model: Any, problem: Problem, envelope: Envelope, *
                 if not np.all(np.isfinite(current)):
                     raise RuntimeError(f"a step became NaN/inf after optimizer step {state['count']}: lower lr")
                 new, _, t = project_schedule(current, state["certified"], envelope, rtol=rtol,
-                                             bisection_steps=bisection_steps, solver=solver)
+                                             bisection_steps=bisection_steps, solver=solver, mode=projection)
                 if t < 1.0:
                     write(new)
                 state["certified"] = np.asarray(new, dtype=np.float64).copy()
