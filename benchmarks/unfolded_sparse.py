@@ -110,6 +110,10 @@ QUICK = BenchConfig(mode="quick", m=64, n=128, test_size=500, lam_val_size=500, 
 #: "options" the scheme options; "lam": "authors" (AUTHORS_LAM, the LISTA code's initial lambda) or
 #: "fista" (the lambda chosen for FISTA on the validation set: the objective these models unfold);
 #: "model_args" constructor arguments; "why" the source of the choice.
+#: LISTA and LISTA-CP (issue 17): ALISTA without support selection trained first (``warm_start``), copied in,
+#: then fine-tuned end to end at lr 1e-5 with early stopping; "budget" overrides the full-mode budget
+_AFTER_ALISTA: dict[str, Any] = {"scheme": "end-to-end", "lr": 1e-5, "options": {}, "lam": "authors", "model_args": {},
+                                 "init": "alista-trained", "warm_start_args": {"percent": 0.0, "max_percent": 0.0}}
 RECIPES: dict[str, dict[str, Any]] = {
     "ista-learned-step": {
         "scheme": "end-to-end", "lr": 1e-2, "options": {}, "lam": "fista", "model_args": {},
@@ -135,9 +139,7 @@ RECIPES: dict[str, dict[str, Any]] = {
                "after each ISTA step, multi-loss (w_k = 1/K) so that every layer's correction is supervised; "
                "lr 1e-2 (quick mode: -12.9 dB vs -11.9 dB at 1e-3; end-to-end -12.5 dB)"},
     "lista": {
-        "scheme": "end-to-end", "lr": 1e-5, "options": {}, "lam": "authors", "model_args": {},
-        "init": "alista-trained", "warm_start_args": {"percent": 0.0, "max_percent": 0.0},
-        "budget": {"epochs": 150, "patience": 5},
+        **_AFTER_ALISTA, "budget": {"epochs": 150, "patience": 5},
         "why": "two stages (issue 17), as lista-cpss: ALISTA without support selection trained with its recipe, "
                "copied in (W_1^k = gamma_k W~^T, W_2^k = I - gamma_k W~^T A, its thresholds), then fine-tuned end "
                "to end at lr 1e-5 until the validation NMSE plateaus (patience 5 epochs, at most 150). Measured at "
@@ -145,9 +147,7 @@ RECIPES: dict[str, dict[str, Any]] = {
                "at lr 1e-5 (12 min); the authors' layer-wise recipe (VITA-Group/LISTA-CPSS setup_sc_training) "
                "reached -11.8 dB from ISTA's weights and -24.5 dB from the analytic weight in our CPU budget"},
     "lista-cp": {
-        "scheme": "end-to-end", "lr": 1e-5, "options": {}, "lam": "authors", "model_args": {},
-        "init": "alista-trained", "warm_start_args": {"percent": 0.0, "max_percent": 0.0},
-        "budget": {"epochs": 100, "patience": 5},
+        **_AFTER_ALISTA, "budget": {"epochs": 100, "patience": 5},
         "why": "as lista (W^k = gamma_k W~). Measured at 250 x 500 noiseless: -30.15 dB after the ALISTA stage; "
                "end to end at lr 1e-5 / 3e-5 / 1e-4 / 3e-4 it plateaus at once (-30.151 dB after 12 epochs at "
                "1e-5, no gain at the others); layer-wise from ISTA's weights -23.2 dB, from the analytic weight "

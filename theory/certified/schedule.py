@@ -46,7 +46,7 @@ from unfoldkit.theory.pep.worst_case import PEP_SOURCE, PEP_SOURCE_COMPOSITE, pe
 from unfoldkit.unrolled.io import jsonable
 from unfoldkit.unrolled.problems.base import Problem
 from unfoldkit.unrolled.training.trainer import train
-from unfoldkit.unrolled.validation import positive_int, positive_real
+from unfoldkit.unrolled.validation import finite_array, positive_int, positive_real
 
 #: default relative tolerance of the comparison W_k <= E_k (1 + rtol): the engine's certificate tolerance
 DEFAULT_RTOL = CERTIFICATE_TOL
@@ -74,18 +74,13 @@ def _scalar(name: str, value: Any, *, positive: bool = False) -> float:
 
 def _steps(name: str, steps: Any, length: int | None = None, positive: bool = True) -> np.ndarray:
     """A float64 1-D schedule; NaN/inf always rejected, non-positive entries rejected when ``positive``."""
-    if isinstance(steps, torch.Tensor):
-        steps = steps.detach().cpu().numpy()
     try:
-        arr = np.array(steps, dtype=np.float64)
+        arr = np.array(steps.detach().cpu() if isinstance(steps, torch.Tensor) else steps, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a 1-D sequence of real numbers, got {steps!r}") from None
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {arr.shape}")
-    if length is not None and arr.size != length:
-        raise ValueError(f"{name} must have one entry per layer ({length}), got {arr.size}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf")
+    finite_array(name, arr, ndim=1)  # one-line ValueError for a wrong shape or NaN / inf
+    if arr.size == 0 or (length is not None and arr.size != length):
+        raise ValueError(f"{name} must have one entry per layer ({length or 'at least one'}), got {arr.size}")
     if positive and np.any(arr <= 0):
         raise ValueError(f"{name} must be > 0 at every layer, got min {arr.min()!r}")
     return arr
