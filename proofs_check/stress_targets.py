@@ -257,30 +257,50 @@ TARGETS: dict[str, StressTarget] = {t.name: t for t in (
 
 def checkpoint_target(path: str) -> StressTarget:
     """The guarantees of a trained model's family (registry), on fresh batches of its own problem (and, for
-    the LISTA family, of X(B, s) with its dictionary). Params: batch seed, and s, B for the LISTA family."""
-    from unfoldkit.unrolled.training.checkpoint import load_model
+    the LISTA family, of X(B, s) with its dictionary). Params: batch seed, and s, B for the LISTA family. A
+    model trained with ``--certify safeguard`` is also run safeguarded (its rule and delta from the
+    checkpoint) on batches of its problem under a dictionary mismatch eps in [0, 2] (``perturbed_dictionary``),
+    with the safeguard's bound as a verdict (``certified_safeguard.safeguard_verdict``)."""
+    from unfoldkit.proofs_check.certified_safeguard import safeguard_verdict
+    from unfoldkit.unrolled.problems import perturbed_dictionary
+    from unfoldkit.unrolled.safeguard import SafeguardedModel
+    from unfoldkit.unrolled.training.checkpoint import load_checkpoint, load_model
 
-    model = load_model(path)
+    ckpt = load_checkpoint(path)
+    model = load_model(ckpt)
+    certify = (ckpt.training or {}).get("certify") or {}
+    guarded = certify.get("mechanism") == "safeguard"
     cov = coverage(model.family)
-    if not cov.covered:
+    if not cov.covered and not guarded:
         raise ValueError(f"{path}: no theorem covers a {model.family!r} model ({cov.reason})")
     model = model.to(torch.float64)
     signal = any(g.against == "signal" for g in cov.guarantees)
     base = model.problem
 
     def evaluate(p: Params) -> list[Verdict]:
+        out: list[Verdict] = []
         if signal:
             problem = BoundedSparseRecovery(m=base.m, n=base.n, support_size=p["s"], amplitude=p["B"], seed=0)
             problem.A = base.A
             batch = problem.sample(BATCH, rng=p["data_seed"])
-            return verify(model, problem, batch.y, x=batch.x, s=p["s"], B=p["B"], sigma=0.0)
-        batch = base.sample(BATCH, rng=p["data_seed"])
-        return verify(model, base, batch.y, x=batch.x)
+            out += verify(model, problem, batch.y, x=batch.x, s=p["s"], B=p["B"], sigma=0.0)
+        elif cov.covered:
+            batch = base.sample(BATCH, rng=p["data_seed"])
+            out += verify(model, base, batch.y, x=batch.x)
+        if guarded:
+            true = perturbed_dictionary(base, p["eps"], p["data_seed"])
+            y = true.sample(BATCH, rng=p["data_seed"]).y.double()
+            trace = SafeguardedModel(model, rule=certify["rule"], delta=certify["delta"], problem=true).run(y)
+            out.append(safeguard_verdict(trace, f"safeguard, mismatch eps = {p['eps']:.3g}"))
+        return out
 
     fields = {"data_seed": _seed}
     if signal:
         fields.update(s=_ints(1, max(1, min(base.n, 8))), B=_floats(0.1, 10.0))
-    return StressTarget(f"checkpoint:{path}", f"{model.family} from {path}: {', '.join(cov.names())}",
+    if guarded:
+        fields.update(eps=_floats(0.0, 2.0))
+    names = list(cov.names()) + (["safeguard-residual"] if guarded else [])
+    return StressTarget(f"checkpoint:{path}", f"{model.family} from {path}: {', '.join(names)}",
                         st.fixed_dictionaries(fields), evaluate, lambda p: {"m": base.m, "n": base.n,
                                                                             "K": model.num_layers})
 

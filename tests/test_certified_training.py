@@ -100,3 +100,27 @@ def test_figure_on_a_tiny_configuration(tmp_path):
 
     paths = write_figure(result, fig, tmp_path, fig_mod.NAME, quick=True)
     assert all((tmp_path / p).exists() for p in paths)
+
+
+def test_stress_target_of_a_safeguarded_checkpoint_checks_the_safeguard(trained):
+    """`unfoldkit stress MODEL.pt` on a --certify safeguard checkpoint adds the safeguard's bound, run under a
+    drawn dictionary mismatch: it holds (the theorem), and the same verdict flags a trace whose residual
+    exceeds its bound (so the check can fail)."""
+    import torch
+
+    from unfoldkit.proofs_check.certified_safeguard import safeguard_verdict
+    from unfoldkit.proofs_check.stress_targets import get_target
+
+    target = get_target(str(trained["safeguard"] / "model.pt"))
+    assert "safeguard-residual" in target.description
+    for eps, seed in ((0.0, 1), (1.5, 2)):
+        verdicts = target.evaluate({"data_seed": seed, "eps": eps, "s": 2, "B": 1.0})
+        guard = [v for v in verdicts if v.bound.name == "safeguard-residual"]
+        assert len(guard) == 1 and guard[0].holds
+    from unfoldkit.unrolled.safeguard import SafeguardedModel
+    from unfoldkit.unrolled.training import load_model
+
+    model = load_model(trained["safeguard"] / "model.pt").to(torch.float64)
+    trace = SafeguardedModel(model).run(model.problem.sample(8, rng=0).y.double())
+    trace.residuals[-1] = trace.bound[-1] * 1.01 + 1e-3 * trace.residuals[0]   # tamper: above the bound
+    assert not safeguard_verdict(trace).holds

@@ -16,7 +16,8 @@ class Metric:
     SQ_DISTANCE = "sq_distance"  # ||x_k - x*||^2
     SQ_GRAD_NORM = "sq_grad_norm"  # ||grad f(x_k)||^2
     LOWRANK_ERROR = "lowrank_error"  # robust PCA: ||L_k - L0||_F, L0 the true low-rank component
-    ALL = (OBJECTIVE_GAP, DISTANCE, SQ_DISTANCE, SQ_GRAD_NORM, LOWRANK_ERROR)
+    FIXED_POINT_RESIDUAL = "fixed_point_residual"  # ||x_k - T(x_k)||, T the classical operator (safeguard)
+    ALL = (OBJECTIVE_GAP, DISTANCE, SQ_DISTANCE, SQ_GRAD_NORM, LOWRANK_ERROR, FIXED_POINT_RESIDUAL)
 
 
 STATUSES = ("confirmed", "derived", "recalled")
