@@ -4,6 +4,7 @@ a per-layer envelope set by a classical schedule (issue 18, mechanism 1; docs/ce
 * ``schedule_envelope`` -> ``Envelope``: E_k = factor x exact worst case of a classical reference at layer k;
 * ``certify_schedule`` -> ``ScheduleCertificate``: per-layer exact worst case of a schedule vs E_k, from scratch;
 * ``project_schedule``: the largest certified point on the segment from a certified schedule to a candidate;
+* ``project_momentum_schedule``: the same for (steps, momentum) jointly (agd / fista);
 * ``train_certified_schedule`` -> ``CertifiedTrainResult``: unsupervised training with projections.
 
 The names are imported from ``schedule`` on first use (PEP 562), so that importing this package does not load
@@ -13,8 +14,8 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = ("ACCEPTED_STATUSES", "CERTIFIABLE_MODELS", "DEFAULT_BISECTION_STEPS", "DEFAULT_RTOL",
-            "CertifiedTrainResult", "Envelope", "ScheduleCertificate", "certify_schedule", "project_schedule",
-            "schedule_envelope", "train_certified_schedule")
+            "CertifiedTrainResult", "Envelope", "ScheduleCertificate", "certify_schedule", "project_momentum_schedule",
+            "project_schedule", "schedule_envelope", "train_certified_schedule")
 __all__ = sorted(_EXPORTS)
 
 

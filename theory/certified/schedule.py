@@ -41,7 +41,7 @@ import torch
 from unfoldkit.theory.bound import Metric
 from unfoldkit.theory.pep.compare import classical_schedules
 from unfoldkit.theory.pep.gram import CERTIFICATE_TOL, solve_gram
-from unfoldkit.theory.pep.problem import PepSpec, initial_worst_case, make_spec
+from unfoldkit.theory.pep.problem import MOMENTUM_METHODS, PepSpec, initial_worst_case, make_spec
 from unfoldkit.theory.pep.worst_case import PEP_SOURCE, PEP_SOURCE_COMPOSITE, pep_bound
 from unfoldkit.unrolled.io import jsonable
 from unfoldkit.unrolled.problems.base import Problem
@@ -56,8 +56,10 @@ DEFAULT_BISECTION_STEPS = 8
 #: 'optimal_inaccurate' is accepted only with a recomputed certificate (gap and both residuals) below
 #: CERTIFICATE_TOL, the engine's own acceptance rule (docs/pep.md)
 ACCEPTED_STATUSES = ("optimal", "closed_form", "unbounded")
-#: model family -> PEP method of its step schedule (paradigm 1 models whose schedule PEP analyses exactly)
-CERTIFIABLE_MODELS = {"gd-unfolded": "gd", "ista-learned-step": "pgm"}
+#: model family -> PEP method of its step schedule (paradigm 1 models whose schedule PEP analyses exactly;
+#: fista-unfolded: x_{k+1} = prox_{gamma_k h}(y_k - gamma_k grad f(y_k)), y_k = x_k + beta_k (x_k - x_{k-1}),
+#: the threshold lam gamma_k following the step, i.e. PEP "fista" with tau_k = gamma_k)
+CERTIFIABLE_MODELS = {"gd-unfolded": "gd", "ista-learned-step": "pgm", "fista-unfolded": "fista"}
 PROVENANCE = ("exact per-layer worst case by performance estimation (Gram-matrix SDP, theory.pep.pep_bound): "
               + PEP_SOURCE + "; compared with a classical schedule's exact worst case (envelope)")
 
@@ -346,10 +348,13 @@ def certify_schedule(steps: Any, envelope: Envelope, *, momentum: Any = None, rt
 def _layer_holds(point: np.ndarray, k: int, envelope: Envelope, momentum: Any, rtol: float,
                  solver: str | None) -> bool:
     """Whether layer k alone is certified for ``point``: W_k depends on the first k steps only (x_k is made
-    by steps 0..k-1), so one SDP of Gram size about k decides it, with ``certify_schedule``'s acceptance rule."""
+    by steps 0..k-1; with momentum, by steps and momenta 0..k-1: x_k = prox(y_{k-1} - gamma_{k-1} grad f(y_{k-1})),
+    y_{k-1} = x_{k-1} + beta_{k-1} (x_{k-1} - x_{k-2})), so one SDP of Gram size about k decides it, with
+    ``certify_schedule``'s acceptance rule."""
     if np.any(point[:k] <= 0):
         return False
-    b = pep_bound(envelope.spec(point.copy(), momentum), layers=[k], solver=solver)  # the spec freezes its array
+    mom = None if momentum is None else np.array(momentum, dtype=np.float64)  # the spec freezes its arrays
+    b = pep_bound(envelope.spec(point.copy(), mom), layers=[k], solver=solver)
     ex = b.extra
     v, dv = float(b.values[0]), float(ex["dual_value"][0])
     up = max(v, dv) if np.isfinite(dv) else v
@@ -358,35 +363,133 @@ def _layer_holds(point: np.ndarray, k: int, envelope: Envelope, momentum: Any, r
                      float(ex["dual_residual"][0])) and (np.isinf(e) or up <= e * (1.0 + rtol))
 
 
+def _split(vec: np.ndarray, K: int, fixed_momentum: Any) -> tuple[np.ndarray, Any]:
+    """(steps, momentum) of a projection variable: the concatenation (gamma, beta) of length 2K when the
+    momentum is projected jointly, else the steps alone with the fixed ``fixed_momentum``."""
+    return (vec[:K], vec[K:]) if vec.size == 2 * K else (vec, fixed_momentum)
+
+
 def _project_layerwise(cand: np.ndarray, base: np.ndarray, envelope: Envelope, momentum: Any, rtol: float,
                        nb: int, solver: str | None) -> tuple[np.ndarray, float] | None:
-    """Layer by layer, k = 1..K: with steps 0..k-2 already fixed, move step k-1 from ``base`` towards ``cand``
-    as far as layer k stays certified (all the way when it does; else bisection on that one step). Each
-    layer's worst case depends on the steps before it only, so the fixed layers stay certified and a layer
-    that cannot use its slack no longer freezes the others (the segment projection's weakness). Returns
-    (steps, smallest fraction moved) or None when the base value of some step no longer certifies its layer
-    after the earlier steps moved (the caller then falls back to the segment)."""
+    """Layer by layer, k = 1..K: with the entries of layers < k already fixed, move the entries layer k newly
+    depends on (step k-1; with a joint momentum variable ``cand`` = (gamma, beta) of length 2K, step k-1 and
+    momentum k-1 together, one fraction for both) from ``base`` towards ``cand`` as far as layer k stays
+    certified (all the way when it does; else bisection on that fraction). Each layer's worst case depends on
+    the entries before it only, so the fixed layers stay certified and a layer that cannot use its slack no
+    longer freezes the others (the segment projection's weakness). Returns (point, smallest fraction moved) or
+    None when the base value of some entry no longer certifies its layer after the earlier entries moved (the
+    caller then falls back to the segment)."""
+    K = envelope.num_layers
+    joint = cand.size == 2 * K
     point = base.copy()
     frac = 1.0
-    for k in range(1, envelope.num_layers + 1):
+    for k in range(1, K + 1):
+        idx = [k - 1, K + k - 1] if joint else [k - 1]
         trial = point.copy()
-        trial[k - 1] = cand[k - 1]
-        if _layer_holds(trial, k, envelope, momentum, rtol, solver):
+        trial[idx] = cand[idx]
+        if _layer_ok(trial, k, envelope, momentum, rtol, solver):
             point = trial
             continue
-        if not _layer_holds(point, k, envelope, momentum, rtol, solver):
+        if not _layer_ok(point, k, envelope, momentum, rtol, solver):
             return None
         lo, hi = 0.0, 1.0
         for _ in range(nb):
             mid = 0.5 * (lo + hi)
-            trial[k - 1] = base[k - 1] + mid * (cand[k - 1] - base[k - 1])
-            if _layer_holds(trial, k, envelope, momentum, rtol, solver):
+            trial[idx] = base[idx] + mid * (cand[idx] - base[idx])
+            if _layer_ok(trial, k, envelope, momentum, rtol, solver):
                 lo = mid
             else:
                 hi = mid
-        point[k - 1] = base[k - 1] + lo * (cand[k - 1] - base[k - 1])
+        point[idx] = base[idx] + lo * (cand[idx] - base[idx])
         frac = min(frac, lo)
     return point, frac
+
+
+def _layer_ok(vec: np.ndarray, k: int, envelope: Envelope, momentum: Any, rtol: float,
+              solver: str | None) -> bool:
+    steps, mom = _split(vec, envelope.num_layers, momentum)
+    return _layer_holds(steps, k, envelope, mom, rtol, solver)
+
+
+def _project_blockwise(cand: np.ndarray, base: np.ndarray, c0: ScheduleCertificate, K: int, nb: int,
+                       check: Callable[[np.ndarray], ScheduleCertificate | None]
+                       ) -> tuple[np.ndarray, ScheduleCertificate, float, float]:
+    """Block by block, k = 1..K: the block of layer k (gamma_{k-1}, beta_{k-1}) moves from ``base`` towards
+    ``cand`` as far as the whole schedule stays certified (``check``: every layer, from scratch), the blocks
+    < k at their moved values and the blocks > k at ``base``. Every accepted point is certified at every layer,
+    so the result is (unlike ``_project_layerwise``, which checks layer k only and can leave a later layer
+    without a certified base value) certified by construction. Returns (point, its certificate, the smallest
+    fraction a block moved, the largest: 0 when no block could move)."""
+    point, cert, moved, frac = base.copy(), c0, 0.0, 1.0
+    for k in range(1, K + 1):
+        idx = [k - 1, K + k - 1]
+        trial = point.copy()
+        trial[idx] = cand[idx]
+        c = check(trial)
+        if c is not None:
+            point, cert, moved = trial, c, 1.0
+            continue
+        lo, hi, best = 0.0, 1.0, None
+        for _ in range(nb):
+            mid = 0.5 * (lo + hi)
+            trial[idx] = base[idx] + mid * (cand[idx] - base[idx])
+            c = check(trial)
+            if c is None:
+                hi = mid
+            else:
+                lo, best = mid, (trial.copy(), c)
+        if best is not None:
+            point, cert = best
+            moved = max(moved, lo)
+        frac = min(frac, lo)
+    return point, cert, frac, moved
+
+
+def _project(cand: np.ndarray, base: np.ndarray, envelope: Envelope, momentum: Any, rtol: float, nb: int,
+             solver: str | None, mode: str) -> tuple[np.ndarray, ScheduleCertificate, float]:
+    """The projection on a variable ``cand`` / ``base``: the steps (length K, ``momentum`` fixed) or the
+    concatenation (gamma, beta) (length 2K, momentum projected jointly). Shared by ``project_schedule`` and
+    ``project_momentum_schedule``; see their docstrings."""
+    K = envelope.num_layers
+    last_failing: list[int] = []
+
+    def check(point: np.ndarray) -> ScheduleCertificate | None:
+        if np.any(point[:K] <= 0):
+            return None
+        steps, mom = _split(point, K, momentum)
+        cert = _check(steps, envelope, mom, rtol, solver, last_failing, False)
+        if not cert.holds:
+            last_failing[:] = list(cert.failing_layers) + [n for n in last_failing if n not in cert.failing_layers]
+            return None
+        return cert
+
+    c = check(cand)
+    if c is not None:
+        return cand, c, 1.0
+    c0 = check(base)
+    if c0 is None:
+        raise ValueError("certified schedule is not inside the envelope (re-checked at t = 0): "
+                         f"failing layers {last_failing}")
+    if mode == "layerwise":
+        found = _project_layerwise(cand, base, envelope, momentum, rtol, nb, solver)
+        if found is not None:
+            cert = check(found[0])
+            if cert is not None:
+                return found[0], cert, found[1]
+        if cand.size == 2 * K:  # joint (gamma, beta): the block-wise variant, certified by construction
+            point, cert, frac, moved = _project_blockwise(cand, base, c0, K, nb, check)
+            if moved > 0.0:
+                return point, cert, frac
+    lo, hi, best = 0.0, 1.0, (base, c0)
+    for _ in range(nb):
+        mid = 0.5 * (lo + hi)
+        point = base + mid * (cand - base)
+        cm = check(point)
+        if cm is None:
+            hi = mid
+        else:
+            lo, best = mid, (point, cm)
+    return best[0], best[1], lo
 
 
 def project_schedule(candidate: Any, certified: Any, envelope: Envelope, *, momentum: Any = None,
@@ -406,7 +509,8 @@ def project_schedule(candidate: Any, certified: Any, envelope: Envelope, *, mome
     ``mode="layerwise"``: instead of one segment, layer by layer (``_project_layerwise``): step k-1 moves
     towards the candidate as far as layer k stays certified, the earlier steps fixed; the result is certified
     from scratch at every layer (else, and when a layer cannot be kept, the segment result is returned), and t
-    is the smallest fraction of its way any step moved (1: the candidate itself).
+    is the smallest fraction of its way any step moved (1: the candidate itself). ``momentum`` (agd/fista) is
+    held fixed; ``project_momentum_schedule`` projects steps and momentum jointly.
     Returns (steps, certificate, t). Raises ValueError for NaN/inf input, wrong lengths, a non-positive
     ``certified`` schedule, a ``certified`` schedule that is not inside the envelope, or an unknown mode.
     """
@@ -417,42 +521,44 @@ def project_schedule(candidate: Any, certified: Any, envelope: Envelope, *, mome
     K = envelope.num_layers
     cand = _steps("candidate", candidate, K, positive=False)
     base = _steps("certified", certified, K)
-    rtol = _rtol(rtol)
-    nb = positive_int("bisection_steps", bisection_steps)
-    last_failing: list[int] = []
+    return _project(cand, base, envelope, momentum, _rtol(rtol), positive_int("bisection_steps", bisection_steps),
+                    solver, mode)
 
-    def check(point: np.ndarray) -> ScheduleCertificate | None:
-        if np.any(point <= 0):
-            return None
-        cert = _check(point, envelope, momentum, rtol, solver, last_failing, False)
-        if not cert.holds:
-            last_failing[:] = list(cert.failing_layers) + [n for n in last_failing if n not in cert.failing_layers]
-            return None
-        return cert
 
-    c = check(cand)
-    if c is not None:
-        return cand, c, 1.0
-    c0 = check(base)
-    if c0 is None:
-        raise ValueError("certified schedule is not inside the envelope (re-checked at t = 0): "
-                         f"failing layers {last_failing}")
-    if mode == "layerwise":
-        found = _project_layerwise(cand, base, envelope, momentum, rtol, nb, solver)
-        if found is not None:
-            cert = check(found[0])
-            if cert is not None:
-                return found[0], cert, found[1]
-    lo, hi, best = 0.0, 1.0, (base, c0)
-    for _ in range(nb):
-        mid = 0.5 * (lo + hi)
-        point = base + mid * (cand - base)
-        cm = check(point)
-        if cm is None:
-            hi = mid
-        else:
-            lo, best = mid, (point, cm)
-    return best[0], best[1], lo
+def project_momentum_schedule(candidate_steps: Any, candidate_momentum: Any, certified_steps: Any,
+                              certified_momentum: Any, envelope: Envelope, *, rtol: float = DEFAULT_RTOL,
+                              bisection_steps: int = DEFAULT_BISECTION_STEPS, solver: str | None = None,
+                              mode: str = "segment") -> tuple[np.ndarray, np.ndarray, ScheduleCertificate, float]:
+    """Joint projection of a momentum schedule (gamma, beta) (method agd / fista) onto the certified set.
+
+    The variable is the concatenation v = (gamma_0..gamma_{K-1}, beta_0..beta_{K-1}), beta_k being the momentum
+    of the step that produces x_{k+1}: y_k = x_k + beta_k (x_k - x_{k-1}) (beta_0 multiplies x_0 - x_{-1} = 0
+    and has no effect). ``mode="segment"``: the largest certified point found by bisection on
+    v(t) = v_cert + t (v_cand - v_cert), t in [0, 1] (as ``project_schedule``). ``mode="layerwise"``: for
+    k = 1..K, with the entries of layers < k fixed, the pair (gamma_{k-1}, beta_{k-1}) that layer k newly
+    depends on (W_k depends on gamma_0..gamma_{k-1}, beta_0..beta_{k-1} only) moves along its own segment
+    towards the candidate's pair, as far as layer k stays certified (bisection on one fraction); the result is
+    certified from scratch at every layer, else the segment result is returned. The momentum may have any sign
+    (``make_spec`` accepts any finite beta; so does ``fista-unfolded``); steps <= 0 are never certified, so the
+    returned steps are > 0. Returns (steps, momentum, certificate, t), float64, t the smallest fraction moved
+    (1: the candidate itself). Raises ValueError for an envelope without momentum (gd / pgm), NaN/inf input,
+    wrong lengths, a non-positive certified step, a certified point outside the envelope, or an unknown mode.
+    """
+    if mode not in ("segment", "layerwise"):
+        raise ValueError(f"mode must be 'segment' or 'layerwise', got {mode!r}")
+    if not isinstance(envelope, Envelope):
+        raise ValueError(f"envelope must be an Envelope (schedule_envelope), got {type(envelope).__name__}")
+    if envelope.method not in MOMENTUM_METHODS:
+        raise ValueError(f"a joint momentum projection needs a momentum method {MOMENTUM_METHODS}, "
+                         f"the envelope's is {envelope.method!r}")
+    K = envelope.num_layers
+    cand = np.concatenate([_steps("candidate_steps", candidate_steps, K, positive=False),
+                           _steps("candidate_momentum", candidate_momentum, K, positive=False)])
+    base = np.concatenate([_steps("certified_steps", certified_steps, K),
+                           _steps("certified_momentum", certified_momentum, K, positive=False)])
+    point, cert, t = _project(cand, base, envelope, None, _rtol(rtol),
+                              positive_int("bisection_steps", bisection_steps), solver, mode)
+    return point[:K].copy(), point[K:].copy(), cert, t
 
 
 @dataclass(frozen=True)
@@ -461,7 +567,9 @@ class CertifiedTrainResult:
     scratch on the trained model's ``schedule()["step"]``), the initial schedule and where it came from
     ("model" or "reference"), the per-epoch history (mean training objective, mean validation objective at
     the last layer, projections, whether any was needed, the smallest t found, time), the envelope, the
-    trainer's ``TrainResult`` (``train``), and the wall time spent training and in projections."""
+    trainer's ``TrainResult`` (``train``), and the wall time spent training and in projections. ``momentum`` and
+    ``initial_momentum``: the same for the momentum beta_0..beta_{K-1} of a momentum model (``fista-unfolded``;
+    beta_0 = 0), None otherwise."""
 
     steps: np.ndarray
     certificate: ScheduleCertificate
@@ -472,13 +580,16 @@ class CertifiedTrainResult:
     train: Any
     train_time: float
     projection_time: float
+    momentum: np.ndarray | None = None
+    initial_momentum: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly (the trainer's result as its per-epoch history)."""
         return jsonable({"steps": self.steps, "certificate": self.certificate.to_dict(),
                          "initial_steps": self.initial_steps, "start": self.start, "history": list(self.history),
                          "envelope": self.envelope.to_dict(), "train_history": self.train.history,
-                         "train_time": self.train_time, "projection_time": self.projection_time})
+                         "train_time": self.train_time, "projection_time": self.projection_time,
+                         "momentum": self.momentum, "initial_momentum": self.initial_momentum})
 
 
 def _model_method(model: Any) -> str:
@@ -512,9 +623,11 @@ def train_certified_schedule(model: Any, problem: Problem, envelope: Envelope, *
     schedule; after every ``project_every`` optimizer steps, and after the last step of every epoch (so every
     validated, restored and returned state is certified), the steps gamma are replaced by ``project_schedule(gamma,
     gamma_certified, envelope)``, gamma_certified the last certified schedule. The final certificate is recomputed
-    from scratch on ``model.schedule()["step"]``. Models: ``gd-unfolded`` (method "gd") and ``ista-learned-step``
-    with ``learn_threshold=False`` (method "pgm", tau_k = gamma_k), in float64 (a rounded copy of a certified
-    schedule need not be certified). ``train_settings``: further ``TrainConfig`` fields (val_size, default 256;
+    from scratch on ``model.schedule()["step"]``. Models: ``gd-unfolded`` (method "gd"), ``ista-learned-step``
+    with ``learn_threshold=False`` (method "pgm", tau_k = gamma_k) and ``fista-unfolded`` (method "fista",
+    tau_k = gamma_k: the variable is (gamma, beta), projected jointly by ``project_momentum_schedule``; beta_0 = 0
+    is not a parameter and stays 0; the final certificate is on ``schedule()["step"]`` and
+    ``schedule()["momentum"]``), in float64 (a rounded copy of a certified schedule need not be certified). ``train_settings``: further ``TrainConfig`` fields (val_size, default 256;
     lr_schedule, optimizer, grad_clip, restore_best, progress, default False, ...); train_size, dtype, stop_after
     and resume are refused. ``callback(entry)`` is called after every epoch with this function's history entry.
     Cost: one certificate of K = 8 takes about 0.1 s, a projection 0.1-0.5 s (docs/certified_schedules_section.md),
@@ -542,23 +655,48 @@ def train_certified_schedule(model: Any, problem: Problem, envelope: Envelope, *
     settings = {"val_size": 256, "progress": False, **train_settings}
     state: dict[str, Any] = {"count": 0, "ts": [], "proj_time": 0.0, "certified": None, "start": None}
 
-    def write(steps: np.ndarray) -> None:
-        model.step.copy_(torch.tensor(np.array(steps, dtype=np.float64), dtype=model.step.dtype,
-                                      device=model.step.device))
+    K = envelope.num_layers
+    joint = method in MOMENTUM_METHODS  # the variable is (gamma, beta), 2K entries (beta_0 = 0, not learned)
+
+    def read(m: Any) -> np.ndarray:
+        steps = m.step.detach().cpu().numpy().astype(np.float64)
+        if not joint:
+            return steps
+        mom = np.zeros(K, dtype=np.float64)
+        if m.momentum is not None:
+            mom[1:] = m.momentum.detach().cpu().numpy().astype(np.float64)
+        return np.concatenate([steps, mom])
+
+    def write(vec: np.ndarray) -> None:
+        vec = np.array(vec, dtype=np.float64)
+        model.step.copy_(torch.tensor(vec[:K], dtype=model.step.dtype, device=model.step.device))
+        if joint and model.momentum is not None:
+            model.momentum.copy_(torch.tensor(vec[K + 1:], dtype=model.momentum.dtype, device=model.momentum.device))
+
+    def holds(vec: np.ndarray) -> bool:
+        if not (np.all(np.isfinite(vec)) and np.all(vec[:K] > 0)):
+            return False
+        return certify_schedule(vec[:K], envelope, momentum=vec[K:] if joint else None, rtol=rtol,
+                                solver=solver).holds
 
     def constraint(m: Any) -> None:
-        if m.step.dtype != torch.float64:
+        if m.step.dtype != torch.float64 or (joint and m.momentum is not None and m.momentum.dtype != torch.float64):
             raise ValueError(f"the model must stay float64 while training, got {m.step.dtype}")
         t0 = time.perf_counter()
-        current = m.step.detach().cpu().numpy().astype(np.float64)
+        current = read(m)
         if state["certified"] is None:  # before training: the initial point
-            ok = bool(np.all(np.isfinite(current)) and np.all(current > 0)) and certify_schedule(
-                current, envelope, rtol=rtol, solver=solver).holds
+            ok = holds(current)
             if not ok:
                 if envelope.reference_steps is None:
                     raise ValueError("the model's schedule is not certified and the envelope has no reference "
                                      "schedule to start from")
                 current = envelope.reference_steps.copy()
+                if joint:
+                    ref_mom = np.zeros(K) if envelope.reference_momentum is None else envelope.reference_momentum
+                    if ref_mom[0] != 0.0:
+                        raise ValueError("the envelope's reference momentum has beta_0 != 0, which the model "
+                                         "cannot represent (beta_0 is not a parameter)")
+                    current = np.concatenate([current, ref_mom])
                 write(current)
             state.update(certified=current.copy(), initial=current.copy(), start="model" if ok else "reference")
         else:
@@ -566,9 +704,15 @@ def train_certified_schedule(model: Any, problem: Problem, envelope: Envelope, *
             if state["count"] % project_every == 0 or state["count"] % steps_per_epoch == 0:
                 if not np.all(np.isfinite(current)):
                     raise RuntimeError(f"a step became NaN/inf after optimizer step {state['count']}: lower lr")
-                new, _, t = project_schedule(current, state["certified"], envelope, rtol=rtol,
-                                             bisection_steps=bisection_steps, solver=solver, mode=projection)
-                if t < 1.0:
+                if joint:
+                    s_new, b_new, _, t = project_momentum_schedule(
+                        current[:K], current[K:], state["certified"][:K], state["certified"][K:], envelope,
+                        rtol=rtol, bisection_steps=bisection_steps, solver=solver, mode=projection)
+                    new = np.concatenate([s_new, b_new])
+                else:
+                    new, _, t = project_schedule(current, state["certified"], envelope, rtol=rtol,
+                                                 bisection_steps=bisection_steps, solver=solver, mode=projection)
+                if t < 1.0 or not np.array_equal(new, current):
                     write(new)
                 state["certified"] = np.asarray(new, dtype=np.float64).copy()
                 state["ts"].append(float(t))
@@ -590,8 +734,12 @@ def train_certified_schedule(model: Any, problem: Problem, envelope: Envelope, *
     t_start = time.perf_counter()
     result = train(model, problem, "unsupervised", epochs=epochs, steps_per_epoch=steps_per_epoch,
                    batch_size=batch_size, lr=lr, seed=seed, constraint=constraint, callback=on_epoch, **settings)
-    final = np.asarray(model.schedule()["step"], dtype=np.float64)
-    cert = certify_schedule(final, envelope, rtol=rtol, solver=solver)
-    return CertifiedTrainResult(steps=final, certificate=cert, initial_steps=state["initial"], start=state["start"],
-                                history=tuple(history), envelope=envelope, train=result,
-                                train_time=time.perf_counter() - t_start, projection_time=state["proj_time"])
+    sched = model.schedule()
+    final = np.asarray(sched["step"], dtype=np.float64)
+    final_mom = np.asarray(sched["momentum"], dtype=np.float64) if joint else None
+    cert = certify_schedule(final, envelope, momentum=final_mom, rtol=rtol, solver=solver)
+    return CertifiedTrainResult(steps=final, certificate=cert, initial_steps=state["initial"][:K].copy(),
+                                start=state["start"], history=tuple(history), envelope=envelope, train=result,
+                                train_time=time.perf_counter() - t_start, projection_time=state["proj_time"],
+                                momentum=final_mom,
+                                initial_momentum=state["initial"][K:].copy() if joint else None)
