@@ -232,3 +232,141 @@ def test_layerwise_projection_is_certified_and_moves_the_free_layers(envelope, u
     assert moved_lay.max() > moved_seg.max() + 1e-3
     with pytest.raises(ValueError, match="mode"):
         project_schedule(unconstrained, base, envelope, mode="diagonal")
+
+
+# -- momentum: fista-unfolded (method "fista") ---------------------------------------------------------------
+# Measured before being fixed here (SparseRecovery m = 20, n = 30, lam = 0.1, seed 0, L = 4.73, mu = 0, K = 4):
+# the unconstrained fista-unfolded schedule (5 epochs x 10 steps, batch 32, lr 0.05) is gamma L = (0.970,
+# 2.258, 2.665, 1.165), beta = (0, 0.106, 0.757, 0.821), whose exact worst case is 1.03, 1.56, 34.3, 67.4 x the
+# envelope of 1/L with Beck-Teboulle momentum at layers 1-4.
+KF = 4
+
+
+@pytest.fixture(scope="module")
+def sparse():
+    from unfoldkit.unrolled.problems import SparseRecovery
+    return SparseRecovery(m=20, n=30, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fista_envelope(sparse):
+    with limit_threads(1):
+        return schedule_envelope(KF, sparse.L, 0.0, "fista")
+
+
+@pytest.fixture(scope="module")
+def fista_unconstrained(sparse):
+    with limit_threads(1):
+        model = MODELS["fista-unfolded"](sparse, KF, dtype=torch.float64)
+        train(model, sparse, "unsupervised", epochs=5, steps_per_epoch=10, batch_size=32, lr=0.05, val_size=128,
+              seed=0, progress=False)
+    s = model.schedule()
+    return np.asarray(s["step"], dtype=np.float64), np.asarray(s["momentum"], dtype=np.float64)
+
+
+def test_fista_envelope_reference_has_momentum(sparse, fista_envelope):
+    from unfoldkit.unrolled.steps import fista_momentum
+    env = fista_envelope
+    assert env.method == "fista" and env.reference == "1/L, Beck-Teboulle momentum"
+    np.testing.assert_array_equal(env.reference_momentum, fista_momentum(KF))
+    np.testing.assert_allclose(env.reference_steps, 1.0 / sparse.L, rtol=1e-15)
+    assert math.isinf(env.values[0]) and np.all(np.isfinite(env.values[1:]))
+    with limit_threads(1):
+        cert = certify_schedule(env.reference_steps, env, momentum=env.reference_momentum)
+    assert cert.holds and np.all(np.abs(cert.ratios[1:] - 1) < 1e-6)
+
+
+def test_fista_layer_k_depends_on_the_first_k_steps_and_momenta_only():
+    """W_k (fista) depends on gamma_0..gamma_{k-1} and beta_1..beta_{k-1}: perturbing gamma_j or beta_j leaves
+    layers <= j unchanged (the same truncated spec, hence the same SDP) and changes layer j + 1 (beta_j, j >= 1);
+    beta_0 multiplies x_0 - x_{-1} = 0 and changes no layer."""
+    g, b = np.array([1.0, 1.1, 0.9, 1.2]), np.array([0.0, 0.3, 0.5, 0.4])
+    spec = make_spec(g, L=1.0, method="fista", momentum=b)
+    with limit_threads(1):
+        base = pep_bound(spec, layers="all").values
+        for j in range(KF):
+            for which in ("step", "momentum"):
+                g2, b2 = g.copy(), b.copy()
+                (g2 if which == "step" else b2)[j] += 0.2
+                spec2 = make_spec(g2, L=1.0, method="fista", momentum=b2)
+                for k in range(j + 1):
+                    t1, t2 = spec.truncated(k), spec2.truncated(k)
+                    assert np.array_equal(t1.steps, t2.steps) and np.array_equal(t1.momentum, t2.momentum)
+                vals = pep_bound(spec2, layers="all").values
+                np.testing.assert_allclose(vals[1:j + 1], base[1:j + 1], rtol=1e-9)
+                if which == "step" or j >= 1:
+                    assert abs(vals[j + 1] - base[j + 1]) > 1e-3 * base[j + 1], (which, j)
+                else:
+                    np.testing.assert_allclose(vals[1:], base[1:], rtol=1e-9)   # beta_0: no effect
+
+
+def test_fista_unconstrained_schedule_is_detected(fista_envelope, fista_unconstrained):
+    steps, mom = fista_unconstrained
+    with limit_threads(1):
+        cert = certify_schedule(steps, fista_envelope, momentum=mom)
+        bad = certify_schedule(fista_envelope.reference_steps, fista_envelope, momentum=np.full(KF, 1.5))
+    assert not cert.holds and cert.ratios[KF] > 10.0                  # measured 67.4 at layer 4
+    assert KF in cert.failing_layers and "layer 4" in cert.describe()
+    assert not bad.holds and bad.failing_layers                        # momentum 1.5: outside at once
+
+
+@pytest.mark.parametrize("mode", ["segment", "layerwise"])
+def test_joint_projection_returns_a_certified_point(fista_envelope, fista_unconstrained, mode):
+    from unfoldkit.theory.certified import project_momentum_schedule
+    env = fista_envelope
+    steps, mom = fista_unconstrained
+    bs, bm = env.reference_steps, env.reference_momentum
+    with limit_threads(1):
+        ps, pm, cert, t = project_momentum_schedule(steps, mom, bs, bm, env, bisection_steps=5, mode=mode)
+        again = certify_schedule(ps, env, momentum=pm)
+    assert cert.holds and cert.complete and again.holds and 0.0 <= t < 1.0
+    assert ps.dtype == np.float64 and pm.dtype == np.float64 and np.all(ps > 0) and pm[0] == 0.0
+    np.testing.assert_array_equal(cert.momentum, pm)
+    if mode == "segment":       # one t for the concatenated vector (gamma, beta)
+        np.testing.assert_allclose(ps, bs + t * (steps - bs), rtol=1e-14)
+        np.testing.assert_allclose(pm, bm + t * (mom - bm), rtol=1e-14, atol=1e-15)
+    else:                       # block k = (gamma_{k-1}, beta_{k-1}) moves along its own segment
+        for k in range(KF):
+            fs = (ps[k] - bs[k]) / (steps[k] - bs[k])
+            if k >= 1:
+                assert (pm[k] - bm[k]) / (mom[k] - bm[k]) == pytest.approx(fs, rel=1e-9, abs=1e-12)
+            assert -1e-12 <= fs <= 1 + 1e-12
+        assert np.any(np.abs(ps - bs) > 1e-6)     # the layerwise projection moves off the reference
+
+
+def test_fista_certified_training_ends_certified(sparse, fista_envelope):
+    with limit_threads(1):
+        model = MODELS["fista-unfolded"](sparse, KF, dtype=torch.float64)
+        res = train_certified_schedule(model, sparse, fista_envelope, epochs=3, steps_per_epoch=10, batch_size=32,
+                                       lr=0.05, seed=0, project_every=10, val_size=128)
+        sched = model.schedule()
+        fresh = certify_schedule(sched["step"], fista_envelope, momentum=sched["momentum"])   # from scratch
+    assert res.certificate.holds and fresh.holds and res.start == "model"
+    np.testing.assert_array_equal(res.steps, sched["step"])
+    np.testing.assert_array_equal(res.momentum, sched["momentum"])
+    np.testing.assert_array_equal(res.initial_momentum, fista_envelope.reference_momentum)
+    assert res.momentum[0] == 0.0 and res.momentum.dtype == np.float64
+    assert not np.allclose(res.steps, fista_envelope.reference_steps)     # it learned something
+    assert len(res.history) == 3 and all(h["projections"] == 1 for h in res.history)
+    json.dumps(res.to_dict())
+
+
+def test_joint_projection_bad_inputs(envelope, fista_envelope):
+    from unfoldkit.theory.certified import project_momentum_schedule
+    g = fista_envelope.reference_steps
+    b = fista_envelope.reference_momentum
+    with pytest.raises(ValueError, match="momentum method") as e:
+        project_momentum_schedule(envelope.reference_steps, np.zeros(K), envelope.reference_steps, np.zeros(K),
+                                  envelope)
+    _one_line(e)
+    bad = b.copy()
+    bad[2] = np.nan
+    with pytest.raises(ValueError, match="candidate_momentum") as e:
+        project_momentum_schedule(g, bad, g, b, fista_envelope)
+    _one_line(e)
+    with pytest.raises(ValueError, match="certified_momentum") as e:
+        project_momentum_schedule(g, b, g, b[:-1], fista_envelope)
+    _one_line(e)
+    with pytest.raises(ValueError, match="mode") as e:
+        project_momentum_schedule(g, b, g, b, fista_envelope, mode="diagonal")
+    _one_line(e)
