@@ -16,6 +16,9 @@ stays below an envelope E_k = factor x W_k(reference), the reference being a cla
   with the solver's evidence (status, duality gap, residuals, dual values) -> ``ScheduleCertificate``;
 * ``project_schedule``: the largest certified point of the segment from a certified schedule to a candidate
   (bisection on t in [0, 1]);
+* ``project_momentum_schedule``: the same for a momentum schedule (gamma, beta) of agd / fista, jointly
+  (y_k = x_k + beta_k (x_k - x_{k-1}), x_{k+1} = prox_{gamma_k h}(y_k - gamma_k grad f(y_k)); W_k depends on
+  gamma_0..gamma_{k-1}, beta_1..beta_{k-1} only, beta_0 multiplying x_0 - x_{-1} = 0);
 * ``train_certified_schedule``: the unsupervised objective f(x_K) minimised by the trainer
   (``unrolled.training.train``, scheme ``unsupervised``) with a ``constraint`` hook that replaces the step
   parameters by their projection every ``project_every`` optimizer steps and at the end of every epoch.
