@@ -695,10 +695,9 @@ def train_certified_schedule(model: Any, problem: Problem, envelope: Envelope, *
                                      "schedule to start from")
                 current = envelope.reference_steps.copy()
                 if joint:
-                    ref_mom = np.zeros(K) if envelope.reference_momentum is None else envelope.reference_momentum
-                    if ref_mom[0] != 0.0:
-                        raise ValueError("the envelope's reference momentum has beta_0 != 0, which the model "
-                                         "cannot represent (beta_0 is not a parameter)")
+                    ref_mom = np.zeros(K) if envelope.reference_momentum is None else \
+                        envelope.reference_momentum.copy()
+                    ref_mom[0] = 0.0  # beta_0 multiplies x_0 - x_{-1} = 0: no layer changes; not a model parameter
                     current = np.concatenate([current, ref_mom])
                 write(current)
             state.update(certified=current.copy(), initial=current.copy(), start="model" if ok else "reference")
