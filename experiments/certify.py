@@ -20,7 +20,9 @@ from unfoldkit.unrolled.io import jsonable
 from unfoldkit.unrolled.problems import BoundedSparseRecovery, Problem, SparseRecovery, perturbed_dictionary
 
 #: the problem family each mechanism trains on ("any" = whatever --problem says)
-SCHEDULE_MODELS = {"gd-unfolded": "least-squares", "ista-learned-step": "sparse"}
+SCHEDULE_MODELS = {"gd-unfolded": "least-squares", "ista-learned-step": "sparse", "fista-unfolded": "sparse"}
+#: the PEP method of each model's schedule (theory.certified.CERTIFIABLE_MODELS)
+SCHEDULE_METHODS = {"gd-unfolded": "gd", "ista-learned-step": "pgm", "fista-unfolded": "fista"}
 
 
 def prepare(args: argparse.Namespace, problem: Problem) -> Problem:
@@ -93,7 +95,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     that `unfoldkit check` recomputes the same certificate: the mechanism and its parameters."""
     if args.certify == "schedule":
         return {"mechanism": "schedule", "factor": float(args.envelope_factor),
-                "method": "gd" if args.model == "gd-unfolded" else "pgm"}
+                "method": SCHEDULE_METHODS[args.model]}
     if args.certify == "lista":
         return {"mechanism": "lista", **region(args).to_dict()}
     return {"mechanism": "safeguard", "rule": args.safeguard_rule, "delta": float(args.safeguard_delta),
@@ -102,7 +104,8 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def envelope(cert: dict[str, Any], num_layers: int, problem: Problem) -> Any:
     """The PEP envelope of ``--certify schedule``: factor x the best classical schedule's exact worst case at
-    every layer, in the model's method (gd for gd-unfolded, pgm for ista-learned-step; mu = 0 for pgm)."""
+    every layer, in the model's method (gd for gd-unfolded, pgm for ista-learned-step, fista for
+    fista-unfolded; mu = 0 for the composite ones, the LASSO not being strongly convex in general)."""
     from unfoldkit.theory.certified import schedule_envelope
 
     method = cert["method"]
@@ -134,7 +137,9 @@ def certificate(cert: dict[str, Any], model: Any, problem: Problem, *, seed: int
             from unfoldkit.theory.certified import certify_schedule
 
             env = envelope(cert, model.num_layers, problem)
-            c = certify_schedule(np.asarray(model.schedule()["step"], dtype=np.float64), env)
+            sched = model.schedule()
+            c = certify_schedule(np.asarray(sched["step"], dtype=np.float64), env,
+                                 momentum=None if cert["method"] != "fista" else np.asarray(sched["momentum"]))
             return {"mechanism": mech, "holds": bool(c.holds), "summary": c.describe(), "settings": cert,
                     "certificate": c.to_dict(), "envelope": env.to_dict()}
         if mech == "lista":

@@ -124,3 +124,16 @@ def test_stress_target_of_a_safeguarded_checkpoint_checks_the_safeguard(trained)
     trace = SafeguardedModel(model).run(model.problem.sample(8, rng=0).y.double())
     trace.residuals[-1] = trace.bound[-1] * 1.01 + 1e-3 * trace.residuals[0]   # tamper: above the bound
     assert not safeguard_verdict(trace).holds
+
+
+def test_train_certify_schedule_with_momentum(tmp_path):
+    """fista-unfolded (learned steps and momentum, threshold = lam x step: PEP method "fista") trains certified
+    from the command line, and `check` recomputes the certificate with its momentum."""
+    out = tmp_path / "fista"
+    args = ["fista-unfolded", "--m", "20", "--n", "30", "--lam", "0.1", "--lr", "0.05", *COMMON]
+    assert main(["train", *args, "--certify", "schedule", "--out", str(out)]) == 0
+    cert = json.loads((out / "certificate.json").read_text())
+    assert cert["holds"] and cert["settings"]["method"] == "fista" and cert["certificate"]["momentum"] is not None
+    report = tmp_path / "report"
+    assert main(["check", str(out / "model.pt"), "--out", str(report), "--quick", "--no-progress"]) == 0
+    assert json.loads((report / "report.json").read_text())["certified"]["holds"]
