@@ -71,7 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="torch and BLAS threads while training (default: unchanged; 1 is often fastest on 2 cores)")
     g = p.add_argument_group("certified training (docs/certified.md)")
     g.add_argument("--certify", choices=CERTIFY, default=None,
-                   help="keep a guarantee through training: 'schedule' (gd-unfolded / ista-learned-step: every "
+                   help="keep a guarantee through training: 'schedule' (gd-unfolded, ista-learned-step, fista-unfolded: every "
                         "layer's exact PEP worst case stays inside an envelope), 'safeguard' (train, then certify "
                         "the safeguarded model: the ISTA fixed-point residual never rises above its bound), "
                         "'lista' (lista-cp / lista-cpss / alista: thresholds and steps kept where the "
