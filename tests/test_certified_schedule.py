@@ -40,14 +40,20 @@ def envelope(problem):
         return schedule_envelope(K, problem.L, problem.mu)
 
 
+def train_free(family, problem, layers, **budget):
+    """A float64 ``family`` model trained without the certificate by the existing trainer (unsupervised loss,
+    lr 0.05, seed 0): its schedule()."""
+    with limit_threads(1):
+        model = MODELS[family](problem, layers, dtype=torch.float64)
+        train(model, problem, "unsupervised", lr=0.05, seed=0, progress=False, **budget)
+    return model.schedule()
+
+
 @pytest.fixture(scope="module")
 def unconstrained(problem):
     """The schedule learned without the certificate by the existing trainer (the same unsupervised loss)."""
-    with limit_threads(1):
-        model = MODELS["gd-unfolded"](problem, K, dtype=torch.float64)
-        train(model, problem, "unsupervised", epochs=10, steps_per_epoch=10, batch_size=64, lr=0.05, val_size=256,
-              seed=0, progress=False)
-    return np.asarray(model.schedule()["step"], dtype=np.float64)
+    steps = train_free("gd-unfolded", problem, K, epochs=10, steps_per_epoch=10, batch_size=64, val_size=256)["step"]
+    return np.asarray(steps, dtype=np.float64)
 
 
 def test_envelope_default_is_the_best_classical_at_the_last_layer(problem, envelope):
@@ -256,11 +262,7 @@ def fista_envelope(sparse):
 
 @pytest.fixture(scope="module")
 def fista_unconstrained(sparse):
-    with limit_threads(1):
-        model = MODELS["fista-unfolded"](sparse, KF, dtype=torch.float64)
-        train(model, sparse, "unsupervised", epochs=5, steps_per_epoch=10, batch_size=32, lr=0.05, val_size=128,
-              seed=0, progress=False)
-    s = model.schedule()
+    s = train_free("fista-unfolded", sparse, KF, epochs=5, steps_per_epoch=10, batch_size=32, val_size=128)
     return np.asarray(s["step"], dtype=np.float64), np.asarray(s["momentum"], dtype=np.float64)
 
 
