@@ -102,3 +102,16 @@ def test_trainer_applies_the_constraint_before_training_and_after_every_step(pro
     assert len(calls) == 1 + 2 * TRAIN["steps_per_epoch"]
     with pytest.raises(ValueError, match="constraint must be callable"):
         train(model, problem, "end-to-end", constraint=3, **TRAIN)
+
+
+def test_alista_constants_equal_the_per_layer_ones(problem):
+    """The one-product ALISTA constants equal ``layer_constants`` (K products) to float32 round-off."""
+    from unfoldkit.proofs_check.certified_lista import alista_constants
+    from unfoldkit.proofs_check.lista_bounds import layer_constants
+
+    model = build("alista", problem)
+    with torch.no_grad():
+        model.gamma.copy_(torch.linspace(0.3, 1.2, K))
+    fast, slow = alista_constants(model), layer_constants(model)
+    for key in ("mu", "delta", "c_w", "threshold"):
+        np.testing.assert_allclose(fast[key], slow[key], rtol=1e-6, atol=1e-7)
