@@ -38,7 +38,7 @@ from unfoldkit.theory.certified import certify_schedule, schedule_envelope, trai
 from unfoldkit.unrolled.metrics import nmse_db_curve
 from unfoldkit.unrolled.models import MODELS
 from unfoldkit.unrolled.problems import BoundedSparseRecovery, LeastSquares, SparseRecovery, perturbed_dictionary
-from unfoldkit.unrolled.safeguard import SafeguardedModel, fixed_point_residual
+from unfoldkit.unrolled.safeguard import fixed_point_residual, safeguard_report
 from unfoldkit.unrolled.solvers import run_ista
 from unfoldkit.unrolled.training import train
 from unfoldkit.unrolled.training.threads import limit_threads
@@ -143,22 +143,19 @@ def _safeguard(cfg: Config, seed: int, progress: bool) -> dict[str, Any]:
     for setting, eps in (("in distribution", 0.0), (f"mismatch eps = {cfg.mismatch_eps:g}", cfg.mismatch_eps)):
         true = perturbed_dictionary(problem, eps, seed + 11)
         batch = true.sample(cfg.test_size, rng=seed + 13).to(torch.float64)
-        guarded = SafeguardedModel(model, problem=true)
+        rep = safeguard_report(model, true, batch.y, batch.x)  # raw and safeguarded runs, one copy
         with torch.no_grad():
-            raw = model(batch.y, trajectory=True)
-            trace = guarded.run(batch.y)
             ista = run_ista(true, batch.y, K).iterates
-        residual = {"raw": _residuals(true, raw, batch.y), "safeguarded": trace.residuals.max(dim=1).values.numpy(),
-                    "ista": _residuals(true, ista, batch.y)}
         out["settings"][setting] = {
             "eps": eps,
-            "nmse_db": {"raw": nmse_db_curve(raw, batch.x), "safeguarded": nmse_db_curve(trace.iterates, batch.x),
-                        "ista": nmse_db_curve(ista, batch.x)},
-            "max_residual": residual, "fire_rate": np.asarray(trace.fire_rate).tolist(),
-            "overall_fire_rate": float(trace.overall_fire_rate), "bound_holds": bool(trace.bound_holds()),
-            "max_bound_violation": float(np.max(np.asarray(trace.bound_violation()))),
-            "initial_residual_max": float(trace.residuals[0].max())}
-    out["rule"] = {"rule": guarded.rule, "delta": guarded.delta, "theta": guarded.theta}
+            "nmse_db": {"raw": rep["nmse_db_raw"], "safeguarded": rep["nmse_db_safeguarded"],
+                        "ista": nmse_db_curve(ista, batch.x).tolist()},
+            "max_residual": {"raw": rep["residual_raw_max"], "safeguarded": rep["residual_max"],
+                             "ista": _residuals(true, ista, batch.y).tolist()},
+            "fire_rate": rep["fire_rate"], "overall_fire_rate": rep["overall_fire_rate"],
+            "bound_holds": bool(rep["bound_holds"]), "max_bound_violation": rep["max_bound_violation"],
+            "initial_residual_max": rep["residual_max"][0]}
+    out["rule"] = {k: rep[k] for k in ("rule", "delta", "theta")}
     return out
 
 
