@@ -13,7 +13,7 @@ from unfoldkit.experiments.benchmarking import UsageError, output_paths
 
 TINY = bench.LipConfig(mode="tiny", ns=(12, 16), ks=(2, 3), sdp_optimize_max_n=12, sdp_iters=10,
                        lower_modest=(4, 5), lower_small=(2, 3), small_lower_from_n=16, tight_n=12, tight_k=3,
-                       tight_lower=(4, 5), train_epochs=2, train_steps=3, cap_s=120.0)
+                       tight_lower=(4, 5, 2, 5), train_epochs=2, train_steps=3, cap_s=120.0)
 
 
 @pytest.fixture(scope="module")
