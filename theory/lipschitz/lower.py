@@ -13,7 +13,10 @@ over the range of the thresholds) and at problem samples, then (2) from each lay
 on the finite-difference ratio ||f_k(y + d) - f_k(y)|| / ||d|| jointly in (y, d), d starting along the top
 right-singular vector of J_k(y), which does have gradients; the Jacobian norm is evaluated at every iterate
 y and every pair's ratio is kept, for all layers at once (one forward pass gives every layer's iterate);
-(3) close pairs around each layer's best point add finite-difference ratios. ||J_k(y)||_2 is exact up to
+(3) for a model that ``chain_of`` writes as a chain, an ascent on a smoothed activation pattern
+(steer.py: the 0/1 slopes replaced by sigmoids whose temperature decreases to 0, so ||J_k|| gets a gradient
+in y) from starts at the scales where the data lives, the model's exact Jacobian evaluated at each row's
+best iterate; (4) close pairs around each layer's best point add finite-difference ratios. ||J_k(y)||_2 is exact up to
 round-off ("exact-svd": the m columns by forward-mode AD, the top singular value from the Gram matrix) when
 n m <= 10^6, else power iteration on J^T J by jvp/vjp, whose ||J v|| (||v|| = 1) is attained as well.
 A discontinuous map (support selection) has no finite constant; the values stay valid lower bounds.
@@ -30,7 +33,7 @@ import numpy as np
 import torch
 import torch.autograd.forward_ad as fwAD
 
-from unfoldkit.theory.lipschitz.steer import steer
+from unfoldkit.theory.lipschitz.steer import rank_starts, steer
 from unfoldkit.theory.lipschitz.structure import Chain, NoFiniteConstant, NotCovered, chain_of
 from unfoldkit.unrolled.models.base import UnfoldedModel
 from unfoldkit.unrolled.validation import as_generator, finite_array, nonnegative_int, positive_int
@@ -195,7 +198,7 @@ def lipschitz_lower_bound(model_or_fn: Any, *, input_dim: int | None = None, num
     best points); ``ascent_steps``: Adam steps on the finite-difference ratio; ``steer_steps``: Adam steps per
     temperature of the chain-guided smoothed-pattern ascent (steer.py; 0 turns it off; it runs only for an
     UnfoldedModel that ``chain_of`` covers), from each layer's ``steer_starts`` (default ceil(starts / 8))
-    best of 4 K steer_starts random points at STEER_BAND x typical ||y||; ``scales``: norms of the random starts relative to a typical ||y|| (the median over problem samples, else 1), default
+    best of 4 K steer_starts random points at STEER_BAND x typical ||y|| (ranked on the chain); ``scales``: norms of the random starts relative to a typical ||y|| (the median over problem samples, else 1), default
     10^-3 .. 10^2. Every random draw comes from ``seed``. ValueError (one line) for bad arguments or outputs.
     """
     t0 = time.perf_counter()
@@ -289,22 +292,16 @@ def lipschitz_lower_bound(model_or_fn: Any, *, input_dim: int | None = None, num
     # chain-guided ascent on the smoothed activation pattern (steer.py) from fresh starts in the band of
     # scales where the data lives (STEER_BAND x typical ||y||: there the pattern is mixed and the smoothing
     # has a gradient; far larger y are nearly all-active), each layer from its best S2 of a pool of 4 S2 K
-    # such points, along their top right-singular vectors; the model's own exact Jacobian is evaluated at
-    # the rows' best iterates
+    # such points (ranked by power iteration on the chain), along their power iterates; the model's own
+    # exact Jacobian is evaluated at the rows' best iterates
     steered = 0
     chain = _chain(model_or_fn) if steer_steps > 0 else None
     if chain is not None:
         S2 = S if steer_starts is None else positive_int("steer_starts", steer_starts)
         u = rng.standard_normal((4 * S2 * K, m))
         u *= (np.geomspace(*STEER_BAND, 4 * S2 * K) * typical / np.linalg.norm(u, axis=1))[:, None]
-        pool = tensor(u)
-        sp, vp = visit_jacobian(pool, vectors=True)
-        evaluations += pool.shape[0]
-        top = sp.topk(S2, dim=1).indices                                       # (K, S2)
-        ar = torch.arange(K, device=dev)
-        steered = steer(chain, pool[top.reshape(-1)].cpu(), vp[ar.repeat_interleave(S2), top.reshape(-1)].cpu(),
-                        torch.arange(1, K + 1).repeat_interleave(S2), steer_steps,
-                        lambda p: visit_jacobian(tensor(p.numpy())))
+        starts_, dirs, targets = rank_starts(chain, torch.as_tensor(u), S2, seed=int(rng.integers(2**31)))
+        steered = steer(chain, starts_, dirs, targets, steer_steps, lambda p: visit_jacobian(tensor(p.numpy())))
         evaluations += steered
 
     # random close pairs at each layer's best point: along its top singular vector and random directions

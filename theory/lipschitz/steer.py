@@ -104,7 +104,7 @@ def steer(chain: Chain, starts: Tensor, directions: Tensor, layers: Tensor, step
     (B, m), row b for layer ``layers[b]`` (1-based), ``steps`` Adam steps per temperature in ``taus``.
 
     Each row keeps its best iterate by the exact-pattern value ||J(y) v|| / ||v|| (tau = 0, the chain's
-    own Jacobian, cheap); at the end of every phase the rows' best iterates go to ``visit``, which
+    own Jacobian, cheap; it never decreases); at the end the rows' best iterates go to ``visit``, which
     evaluates the model's own exact Jacobian there. Returns the number of points visited. float64, CPU."""
     tc = _TorchChain(chain)
     tiny = torch.finfo(torch.float64).tiny
@@ -136,6 +136,38 @@ def steer(chain: Chain, starts: Tensor, directions: Tensor, layers: Tensor, step
                 better = exact > best_val
                 best_val = torch.where(better, exact, best_val)
                 best_y[better] = (r * z)[better]
-        visit(best_y.clone())
-        visited += best_y.shape[0]
-    return visited
+    visit(best_y.clone())
+    return best_y.shape[0]
+
+
+def rank_starts(chain: Chain, pool: Tensor, per_layer: int, iters: int = 10,
+                seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+    """Each layer's ``per_layer`` best points of ``pool`` (P, m) by ||J_k(y)|| estimated with ``iters`` power
+    iterations on the chain's exact-pattern J_k^T J_k (forward tangent, reverse for the transpose): cheap
+    next to the model's exact Jacobian (m forward columns per point), and only a ranking.
+
+    Returns (starts, directions, layers), K * per_layer rows, layer-major; directions are the power
+    iterates (approximate top right-singular vectors). float64, CPU."""
+    tc = _TorchChain(chain)
+    tiny = torch.finfo(torch.float64).tiny
+    pool = pool.detach().to(device="cpu", dtype=torch.float64)
+    n_pool, m = pool.shape
+    k_layers = chain.num_layers
+    layers = torch.arange(1, k_layers + 1).repeat_interleave(n_pool)
+    y = pool.repeat(k_layers, 1)
+    gen = torch.Generator().manual_seed(seed)
+    v = torch.randn(y.shape, dtype=torch.float64, generator=gen)
+    plan = _readout_plan(tc, layers)
+    for _ in range(iters):
+        v = (v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(tiny)).requires_grad_(True)
+        with torch.enable_grad():
+            norms = smoothed_jvp_norms(tc, y, v, layers, 0.0, plan)
+            (grad,) = torch.autograd.grad((norms ** 2).sum() / 2.0, v)
+        # with ||v|| = 1: grad of ||J v||^2 / (2 ||v||^2) is J^T J v - ||J v||^2 v, so this is J^T J v
+        v = grad.detach() + v.detach() * norms.detach()[:, None] ** 2
+    v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(tiny)
+    with torch.no_grad():
+        est = smoothed_jvp_norms(tc, y, v, layers, 0.0, plan).reshape(k_layers, n_pool)
+    top = est.topk(min(per_layer, n_pool), dim=1).indices                   # (K, S)
+    rows = (torch.arange(k_layers)[:, None] * n_pool + top).reshape(-1)
+    return y[rows], v[rows], layers[rows]
