@@ -20,12 +20,13 @@ def _model(family: str):
     kw = {"hidden": 4} if family == "ista-correction" else {}
     model = MODELS[family].from_classical(p, K, dtype="float64", **kw)
     gen = torch.Generator().manual_seed(3)
-    with torch.no_grad():  # off the classical values (and a ReLU correction with active units)
+    shift = 0.1 if family == "ista-correction" else 0.0   # a ReLU correction with active units
+    with torch.no_grad():  # off the classical values
         for name, q in model.named_parameters():
             if "threshold" in name:
                 q.mul_(2.0)
             elif "rho" not in name:
-                q.add_(0.05 * torch.randn(q.shape, generator=gen, dtype=q.dtype) + (0.1 if family == "ista-correction" else 0.0))
+                q.add_(0.05 * torch.randn(q.shape, generator=gen, dtype=q.dtype) + shift)
     return p, model
 
 

@@ -69,9 +69,10 @@ PAC_BAYES_BATCH = {False: 256, True: 128}
 #: lower-bound search of the Lipschitz constant (each start is an exact Jacobian per layer: at n = 500,
 #: K = 16 about 0.3 s each on one core; these budgets were measured at 13 s quick, 25 s full on
 #: a quiet machine; the whole Lipschitz stage (with the SDP) 31-32 s quick, 48-49 s default on a shared one,
-#: benchmarks/check.py)
-LOWER_OPTIONS = {False: {"starts": 2, "ascent_steps": 2, "scales": [1e-3, 1e-1, 1.0, 1e2]},
-                 True: {"starts": 2, "ascent_steps": 0, "scales": [1e-2, 1.0, 1e2]}}
+#: benchmarks/check.py); the default mode adds 25 steps per temperature of the chain-guided steering (one
+#: start per layer; at n = 500, K = 16 about 25 s more: the pool's ranking and 100 steps), quick mode none
+LOWER_OPTIONS = {False: {"starts": 2, "ascent_steps": 2, "scales": [1e-3, 1e-1, 1.0, 1e2], "steer_steps": 25},
+                 True: {"starts": 2, "ascent_steps": 0, "scales": [1e-2, 1.0, 1e2], "steer_steps": 0}}
 #: certified upper bounds: the SDP certificate of the last layer only (the cheap bounds cover every layer);
 #: in full mode its multipliers are optimised (at most 10 s) when the chain is small (n K <= SDP_OPTIMIZE_MAX),
 #: else ECLipsE-Fast's multipliers are kept (at n = 500, K = 16 one descent step alone took 51 s on one core)

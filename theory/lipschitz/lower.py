@@ -198,8 +198,9 @@ def lipschitz_lower_bound(model_or_fn: Any, *, input_dim: int | None = None, num
     best points); ``ascent_steps``: Adam steps on the finite-difference ratio; ``steer_steps``: Adam steps per
     temperature of the chain-guided smoothed-pattern ascent (steer.py; 0 turns it off; it runs only for an
     UnfoldedModel that ``chain_of`` covers), from each layer's ``steer_starts`` (default ceil(starts / 8))
-    best of 4 K steer_starts random points at STEER_BAND x typical ||y|| (ranked on the chain); ``scales``: norms of the random starts relative to a typical ||y|| (the median over problem samples, else 1), default
-    10^-3 .. 10^2. Every random draw comes from ``seed``. ValueError (one line) for bad arguments or outputs.
+    best of 4 K steer_starts random points at STEER_BAND x typical ||y|| (ranked on the chain);
+    ``scales``: norms of the random starts relative to a typical ||y|| (the median over problem samples,
+    else 1), default 10^-3 .. 10^2. Every random draw comes from ``seed``. ValueError (one line) for bad arguments or outputs.
     """
     t0 = time.perf_counter()
     starts = positive_int("starts", starts)

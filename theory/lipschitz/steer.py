@@ -39,29 +39,34 @@ STEER_LR = 0.3
 
 
 class _TorchChain:
-    """The chain's matrices as float64 tensors (built once per search)."""
+    """The chain's matrices as float64 tensors (built once per search); R = I, S = 0 and T = 0 are stored as
+    None and skipped (LISTA-type stages have all three: the products would be most of the work)."""
 
     def __init__(self, chain: Chain) -> None:
         t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64)  # noqa: E731
+        opt = lambda a: None if a is None else t(a)  # noqa: E731
         self.chain = chain
-        self.stages = [(t(s.P), t(s.Q), t(s.R), t(s.S), t(s.T), t(s.lo), t(s.hi),
-                        None if s.theta is None else t(s.theta), None if s.bias is None else t(s.bias),
-                        None if s.offset is None else t(s.offset)) for s in chain.stages]
+        self.stages = []
+        for s in chain.stages:
+            ident = s.R.shape[0] == s.R.shape[1] and np.array_equal(s.R, np.eye(s.R.shape[0]))
+            self.stages.append((t(s.P), t(s.Q), None if ident else t(s.R), None if not np.any(s.S) else t(s.S),
+                                None if not np.any(s.T) else t(s.T), t(s.lo), t(s.hi), opt(s.theta), opt(s.bias),
+                                opt(s.offset)))
         self.readouts = [t(c) for c in chain.readouts]
 
 
-def _readout_plan(tc: _TorchChain, layers: Tensor) -> dict[int, tuple[Tensor, Tensor]]:
-    """For each stage t after which some row is read out: (those rows, their readouts C_k (b_t, n, d))."""
-    stage_of = torch.as_tensor(tc.chain.readout_stage)[layers - 1]
-    plan = {}
-    for t in torch.unique(stage_of).tolist():
-        rows = torch.nonzero(stage_of == t)[:, 0]
-        plan[t] = (rows, torch.stack([tc.readouts[int(k) - 1] for k in layers[rows]]))
+def _readout_plan(tc: _TorchChain, layers: Tensor) -> dict[int, list[tuple[Tensor, Tensor]]]:
+    """For each stage t after which some row is read out: [(the rows of layer k, C_k)] per such layer k
+    (each readout matrix shared by its rows, never copied per row)."""
+    plan: dict[int, list[tuple[Tensor, Tensor]]] = {}
+    for k in torch.unique(layers).tolist():
+        rows = torch.nonzero(layers == k)[:, 0]
+        plan.setdefault(tc.chain.readout_stage[k - 1], []).append((rows, tc.readouts[k - 1]))
     return plan
 
 
 def smoothed_jvp_norms(tc: _TorchChain, y: Tensor, v: Tensor, layers: Tensor, tau: float,
-                       plan: dict[int, tuple[Tensor, Tensor]] | None = None) -> Tensor:
+                       plan: dict[int, list[tuple[Tensor, Tensor]]] | None = None) -> Tensor:
     """||C_k J^tau_{t_k}(y_b) v_b||_2 / ||v_b|| for every row b of y, v (B, m), k = layers[b] (1-based): (B,).
 
     Forward mode by hand: the tangent j_t = J_t v follows j_{t+1} = R D_t^tau (P j_t + Q v) + S j_t + T v,
@@ -75,9 +80,11 @@ def smoothed_jvp_norms(tc: _TorchChain, y: Tensor, v: Tensor, layers: Tensor, ta
     out = y.new_zeros((b, tc.readouts[0].shape[0]))
     plan = _readout_plan(tc, layers) if plan is None else plan
     tiny = torch.finfo(y.dtype).tiny
+    yv = torch.cat([y, v])                                                  # state and tangent share P, Q
     for t, (p, q, r, s_mat, t_mat, lo, hi, theta, bias, offset) in enumerate(tc.stages):
-        pre = s @ p.T + y @ q.T
-        dpre = tan @ p.T + v @ q.T
+        both = torch.cat([s, tan])
+        pre_all = both @ p.T + yv @ q.T
+        pre, dpre = pre_all[:b], pre_all[b:]
         if theta is not None:
             w = torch.sign(pre) * torch.clamp(pre.abs() - theta, min=0.0)
             margin, scale = pre.abs() - theta, theta.clamp_min(tiny)
@@ -90,11 +97,18 @@ def smoothed_jvp_norms(tc: _TorchChain, y: Tensor, v: Tensor, layers: Tensor, ta
             slope = lo + (hi - lo) * torch.sigmoid(margin / (tau * scale))
         else:
             slope = lo + (hi - lo) * (margin > 0).to(y.dtype)
-        tan = (slope * dpre) @ r.T + tan @ s_mat.T + v @ t_mat.T
-        s = w @ r.T + s @ s_mat.T + y @ t_mat.T + (0.0 if offset is None else offset)
-        if t + 1 in plan:
-            rows, read = plan[t + 1]
-            out = out.index_put((rows,), (read @ tan[rows][..., None])[..., 0])
+        nxt = torch.cat([w, slope * dpre])
+        if r is not None:
+            nxt = nxt @ r.T
+        if s_mat is not None:
+            nxt = nxt + both @ s_mat.T
+        if t_mat is not None:
+            nxt = nxt + yv @ t_mat.T
+        s, tan = nxt[:b], nxt[b:]
+        if offset is not None:
+            s = s + offset
+        for rows, read in plan.get(t + 1, ()):
+            out = out.index_put((rows,), tan[rows] @ read.T)
     return torch.linalg.vector_norm(out, dim=-1) / torch.linalg.vector_norm(v, dim=-1).clamp_min(tiny)
 
 
@@ -118,7 +132,6 @@ def steer(chain: Chain, starts: Tensor, directions: Tensor, layers: Tensor, step
     best_y = y0.clone()
     with torch.no_grad():
         best_val = smoothed_jvp_norms(tc, y0, v, layers, 0.0, plan)
-    visited = 0
     for tau in taus:
         opt = torch.optim.Adam([z], lr=STEER_LR * min(1.0, tau) ** 0.6 / np.sqrt(m))
         for _ in range(steps):
