@@ -200,7 +200,8 @@ def lipschitz_lower_bound(model_or_fn: Any, *, input_dim: int | None = None, num
     UnfoldedModel that ``chain_of`` covers), from each layer's ``steer_starts`` (default ceil(starts / 8))
     best of 4 K steer_starts random points at STEER_BAND x typical ||y|| (ranked on the chain);
     ``scales``: norms of the random starts relative to a typical ||y|| (the median over problem samples,
-    else 1), default 10^-3 .. 10^2. Every random draw comes from ``seed``. ValueError (one line) for bad arguments or outputs.
+    else 1), default 10^-3 .. 10^2. Every random draw comes from ``seed``. ValueError (one line) for bad
+    arguments or outputs.
     """
     t0 = time.perf_counter()
     starts = positive_int("starts", starts)

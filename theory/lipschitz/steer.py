@@ -36,6 +36,9 @@ Tensor = torch.Tensor
 TAUS = (1.0, 0.3, 0.1, 0.03)
 #: Adam's step in units of ||y|| spread over the m coordinates, at tau >= 1 (times tau^0.6 below 1)
 STEER_LR = 0.3
+#: rows x (state + neurons summed over the stages) per pass of ``rank_starts`` (about 16 MiB per stored
+#: tensor of the autograd graph; the passes are independent)
+RANK_CHUNK_ENTRIES = 1 << 21
 
 
 class _TorchChain:
@@ -169,18 +172,26 @@ def rank_starts(chain: Chain, pool: Tensor, per_layer: int, iters: int = 10,
     layers = torch.arange(1, k_layers + 1).repeat_interleave(n_pool)
     y = pool.repeat(k_layers, 1)
     gen = torch.Generator().manual_seed(seed)
-    v = torch.randn(y.shape, dtype=torch.float64, generator=gen)
-    plan = _readout_plan(tc, layers)
-    for _ in range(iters):
-        v = (v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(tiny)).requires_grad_(True)
-        with torch.enable_grad():
-            norms = smoothed_jvp_norms(tc, y, v, layers, 0.0, plan)
-            (grad,) = torch.autograd.grad((norms ** 2).sum() / 2.0, v)
-        # with ||v|| = 1: grad of ||J v||^2 / (2 ||v||^2) is J^T J v - ||J v||^2 v, so this is J^T J v
-        v = grad.detach() + v.detach() * norms.detach()[:, None] ** 2
-    v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(tiny)
-    with torch.no_grad():
-        est = smoothed_jvp_norms(tc, y, v, layers, 0.0, plan).reshape(k_layers, n_pool)
-    top = est.topk(min(per_layer, n_pool), dim=1).indices                   # (K, S)
+    v0 = torch.randn(y.shape, dtype=torch.float64, generator=gen)
+    width = max(sum(st.state_dim + st.num_neurons for st in chain.stages), 1)
+    chunk = max(1, RANK_CHUNK_ENTRIES // width)       # rows per pass: bounds the autograd graph's memory
+    est, vs = [], []
+    for rows in torch.split(torch.arange(y.shape[0]), chunk):
+        yc, lc, v = y[rows], layers[rows], v0[rows]
+        plan = _readout_plan(tc, lc)
+        for _ in range(iters):
+            v = (v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(tiny)).requires_grad_(True)
+            with torch.enable_grad():
+                norms = smoothed_jvp_norms(tc, yc, v, lc, 0.0, plan)
+                (grad,) = torch.autograd.grad((norms ** 2).sum() / 2.0, v)
+            # with ||v|| = 1: grad of ||J v||^2 / (2 ||v||^2) is J^T J v - ||J v||^2 v, so this is J^T J v
+            v = grad.detach() + v.detach() * norms.detach()[:, None] ** 2
+        v = v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(tiny)
+        with torch.no_grad():
+            est.append(smoothed_jvp_norms(tc, yc, v, lc, 0.0, plan))
+        vs.append(v)
+    est_all = torch.cat(est).reshape(k_layers, n_pool)
+    v = torch.cat(vs)
+    top = est_all.topk(min(per_layer, n_pool), dim=1).indices                   # (K, S)
     rows = (torch.arange(k_layers)[:, None] * n_pool + top).reshape(-1)
     return y[rows], v[rows], layers[rows]
