@@ -7,7 +7,7 @@ import torch
 
 from unfoldkit.theory.lipschitz import NoFiniteConstant, NotCovered, chain_of, lipschitz_lower_bound
 from unfoldkit.theory.lipschitz.lower import _jacobian_norms
-from unfoldkit.theory.lipschitz.steer import _TorchChain, rank_starts, smoothed_jvp_norms, steer
+from unfoldkit.theory.lipschitz.steer import TorchChain, rank_starts, smoothed_jvp_norms, steer
 from unfoldkit.unrolled.models import MODELS, Lista, ListaCPSS
 from unfoldkit.unrolled.problems.sparse import SparseRecovery
 from unfoldkit.unrolled.training.trainer import train
@@ -49,7 +49,7 @@ def test_exact_pattern_is_the_models_jvp(family: str) -> None:
     with torch.no_grad():
         _, tangent = torch.func.jvp(lambda a: model(a, trajectory=True)[1:], (y,), (v,))
     want = (torch.linalg.vector_norm(tangent, dim=-1) / torch.linalg.vector_norm(v, dim=-1)).numpy()  # (K, B)
-    tc = _TorchChain(chain)
+    tc = TorchChain(chain)
     layers = torch.arange(1, K + 1).repeat_interleave(5)
     got = smoothed_jvp_norms(tc, y.repeat(K, 1), v.repeat(K, 1), layers, 0.0).reshape(K, 5).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-13)
@@ -60,7 +60,7 @@ def test_smoothing_tends_to_the_exact_pattern() -> None:
     least 1e-3 theta, tau = 1e-6 gives slopes within exp(-1000) of 0/1, so the values agree to round-off;
     a large tau moves them (the smoothing is not a no-op)."""
     p, model, chain = _covered("lista")
-    tc = _TorchChain(chain)
+    tc = TorchChain(chain)
     y = p.sample(64, np.random.default_rng(0)).y.double() * 2.0
     v = torch.randn(y.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     layers = torch.full((64,), K)
@@ -82,7 +82,7 @@ def test_steer_hands_over_only_better_or_equal_points() -> None:
     """Each visited row is its best iterate by the exact-pattern value ||J(y) v|| / ||v||, never below its start's,
     so the model's exact ||J(y)|| (>= ||J(y) v|| / ||v||) at the handed-over points is >= each start's value."""
     p, model, chain = _covered("lista")
-    tc = _TorchChain(chain)
+    tc = TorchChain(chain)
     y0 = p.sample(8, np.random.default_rng(4)).y.double()
     v0 = torch.randn(y0.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     layers = torch.full((8,), K)
@@ -104,7 +104,7 @@ def test_rank_starts_estimates_the_jacobian_norm() -> None:
     pool = p.sample(12, np.random.default_rng(5)).y.double() * 1.5
     starts, dirs, layers = rank_starts(chain, pool, 3, iters=200, seed=0)
     assert starts.shape == (3 * K, 8) and layers.tolist() == [1, 1, 1, 2, 2, 2, 3, 3, 3]
-    est = smoothed_jvp_norms(_TorchChain(chain), starts, dirs, layers, 0.0)
+    est = smoothed_jvp_norms(TorchChain(chain), starts, dirs, layers, 0.0)
     jac = torch.stack([torch.autograd.functional.jacobian(lambda a: model(a[None], trajectory=True)[int(k)][0], y)
                        for y, k in zip(starts, layers)])
     sv = torch.linalg.svdvals(jac)
@@ -160,3 +160,5 @@ def test_steer_arguments() -> None:
         lipschitz_lower_bound(Lista.from_classical(p, 2), steer_steps=-1)
     with pytest.raises(ValueError, match="steer_starts"):
         lipschitz_lower_bound(Lista.from_classical(p, 2), steer_starts=0)
+    with pytest.raises(ValueError, match="steer_starts"):  # checked even where no steering would run
+        lipschitz_lower_bound(lambda y: y, input_dim=3, steer_starts=0)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from unfoldkit.theory.lipschitz.steer import _TorchChain
+from unfoldkit.theory.lipschitz.steer import TorchChain
 from unfoldkit.theory.lipschitz.structure import Chain
 from unfoldkit.unrolled.validation import nonnegative_int, positive_int
 
@@ -41,7 +41,7 @@ class NeuronwiseFloor:
     flips: int                 # accepted one-neuron flips
 
 
-def pattern_norm(tc: _TorchChain, layer: int, slopes: list[Tensor]) -> Tensor:
+def pattern_norm(tc: TorchChain, layer: int, slopes: list[Tensor]) -> Tensor:
     """||C_k J_{t_k}(d)||_2 for slopes d_t of shape (B, N_t) per stage (a batch of B patterns): shape (B,)."""
     t_k = tc.chain.readout_stage[layer - 1]
     b = slopes[0].shape[0] if slopes else 1
@@ -69,7 +69,7 @@ def neuronwise_floor(chain: Chain, layer: int, *, starts: int = 8, steps: int = 
         raise ValueError(f"layer = {layer} but the chain has {chain.num_layers} layer(s)")
     starts, steps = positive_int("starts", starts), nonnegative_int("steps", steps)
     flip_rounds = nonnegative_int("flip_rounds", flip_rounds)
-    tc = _TorchChain(chain)
+    tc = TorchChain(chain)
     stages = tc.stages[:chain.readout_stage[layer - 1]]
     gen = torch.Generator().manual_seed(seed)
     z = [torch.randn((starts, st[0].shape[0]), dtype=torch.float64, generator=gen).requires_grad_(True)

@@ -53,8 +53,8 @@ DEFAULT_SCALES = np.geomspace(1e-3, 1e2, 11)
 #: Adam's step in units of ||y|| (spread over the m coordinates)
 ASCENT_LR = 0.05
 #: scales of the steering starts relative to a typical ||y|| (measured on the trained LISTA of the Lipschitz
-#: benchmark: starts in 0.1-3 x typical reached 7.0-7.2 at layer 16, the best-ranked starts of the full
-#: 1e-3..1e2 range 6.5-6.9 with the same budget: large inputs are nearly all-active, the smoothing flat)
+#: benchmark: 64 starts in 0.1-3 x typical reached 7.0-7.2 at layer 16, 64-256 best-ranked starts of
+#: 1e-2..1e2 6.5-6.8 with the same steps: large inputs are nearly all-active, the smoothing flat)
 STEER_BAND = (0.1, 3.0)
 
 
@@ -207,6 +207,8 @@ def lipschitz_lower_bound(model_or_fn: Any, *, input_dim: int | None = None, num
     starts = positive_int("starts", starts)
     ascent_steps = nonnegative_int("ascent_steps", ascent_steps)
     steer_steps = nonnegative_int("steer_steps", steer_steps)
+    if steer_starts is not None:
+        steer_starts = positive_int("steer_starts", steer_starts)
     scales = DEFAULT_SCALES if scales is None else finite_array("scales", scales, ndim=1)
     if scales.size == 0 or np.any(scales <= 0):
         raise ValueError(f"scales must be a non-empty list of positive numbers, got {scales.tolist()}")
@@ -299,7 +301,7 @@ def lipschitz_lower_bound(model_or_fn: Any, *, input_dim: int | None = None, num
     steered = 0
     chain = _chain(model_or_fn) if steer_steps > 0 else None
     if chain is not None:
-        S2 = S if steer_starts is None else positive_int("steer_starts", steer_starts)
+        S2 = S if steer_starts is None else steer_starts
         u = rng.standard_normal((4 * S2 * K, m))
         u *= (np.geomspace(*STEER_BAND, 4 * S2 * K) * typical / np.linalg.norm(u, axis=1))[:, None]
         starts_, dirs, targets = rank_starts(chain, torch.as_tensor(u), S2, seed=int(rng.integers(2**31)))

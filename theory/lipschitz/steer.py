@@ -13,14 +13,16 @@ ascent on it cannot move. Here D_t is replaced by the smooth pattern
     D_t^tau = lo + (hi - lo) sigmoid((v_i + b_i) / (tau s_i))                  (ReLU with bias b,
                                                                                  s_i the batch median |v_i + b_i|)
 
-whose Jacobian norm is differentiable in y through v_t(y); Adam ascends log ||J^{(k), tau}(y)|| from each
-start while tau decreases along ``TAUS`` (D^tau -> D as tau -> 0), each start for its own layer k.
+whose Jacobian norm is differentiable in y through v_t(y). Adam ascends log ||J^{(k), tau}(y) v|| / ||v|| in
+y (forward tangents through the chain, O(B N) per stage), with a power step on v after each step, while tau
+decreases along ``TAUS`` (D^tau -> D as tau -> 0), each start for its own layer k (``steer``); the starts
+are ranked by power iteration on the exact-pattern J^T J (``rank_starts``).
 
-Nothing here is a bound by itself: the smoothed norm only steers the search. Every iterate y is handed to
-``visit`` (lower.py), which evaluates the *model's own* exact Jacobian there, so the values kept are attained.
-On the trained LISTA of the Lipschitz benchmark (n = 100, K = 16) this moved the attained constant at
-layer 16 from 6.30 (random multi-scale starts + finite-difference ascent) to 6.84-6.97 (measured,
-docs and benchmarks/README.md).
+Nothing here is a bound by itself: the smoothed norm only steers the search. Each row's best iterate (by
+the exact pattern) is handed to ``visit`` (lower.py), which evaluates the *model's own* exact Jacobian
+there, so the values kept are attained. On the trained LISTA of the Lipschitz benchmark (n = 100, K = 16)
+this moved the attained constant at layer 16 from 6.29 (random multi-scale starts + finite-difference
+ascent) to 7.06 (16 starts per layer, 100 steps per temperature; benchmarks/README.md, docs/lipschitz.md).
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ STEER_LR = 0.3
 RANK_CHUNK_ENTRIES = 1 << 21
 
 
-class _TorchChain:
+class TorchChain:
     """The chain's matrices as float64 tensors (built once per search); R = I, S = 0 and T = 0 are stored as
     None and skipped (LISTA-type stages have all three: the products would be most of the work)."""
 
@@ -58,7 +60,7 @@ class _TorchChain:
         self.readouts = [t(c) for c in chain.readouts]
 
 
-def _readout_plan(tc: _TorchChain, layers: Tensor) -> dict[int, list[tuple[Tensor, Tensor]]]:
+def _readout_plan(tc: TorchChain, layers: Tensor) -> dict[int, list[tuple[Tensor, Tensor]]]:
     """For each stage t after which some row is read out: [(the rows of layer k, C_k)] per such layer k
     (each readout matrix shared by its rows, never copied per row)."""
     plan: dict[int, list[tuple[Tensor, Tensor]]] = {}
@@ -68,7 +70,7 @@ def _readout_plan(tc: _TorchChain, layers: Tensor) -> dict[int, list[tuple[Tenso
     return plan
 
 
-def smoothed_jvp_norms(tc: _TorchChain, y: Tensor, v: Tensor, layers: Tensor, tau: float,
+def smoothed_jvp_norms(tc: TorchChain, y: Tensor, v: Tensor, layers: Tensor, tau: float,
                        plan: dict[int, list[tuple[Tensor, Tensor]]] | None = None) -> Tensor:
     """||C_k J^tau_{t_k}(y_b) v_b||_2 / ||v_b|| for every row b of y, v (B, m), k = layers[b] (1-based): (B,).
 
@@ -123,7 +125,7 @@ def steer(chain: Chain, starts: Tensor, directions: Tensor, layers: Tensor, step
     Each row keeps its best iterate by the exact-pattern value ||J(y) v|| / ||v|| (tau = 0, the chain's
     own Jacobian, cheap; it never decreases); at the end the rows' best iterates go to ``visit``, which
     evaluates the model's own exact Jacobian there. Returns the number of points visited. float64, CPU."""
-    tc = _TorchChain(chain)
+    tc = TorchChain(chain)
     tiny = torch.finfo(torch.float64).tiny
     y0 = starts.detach().to(device="cpu", dtype=torch.float64)
     m = y0.shape[1]
@@ -164,7 +166,7 @@ def rank_starts(chain: Chain, pool: Tensor, per_layer: int, iters: int = 10,
 
     Returns (starts, directions, layers), K * per_layer rows, layer-major; directions are the power
     iterates (approximate top right-singular vectors). float64, CPU."""
-    tc = _TorchChain(chain)
+    tc = TorchChain(chain)
     tiny = torch.finfo(torch.float64).tiny
     pool = pool.detach().to(device="cpu", dtype=torch.float64)
     n_pool, m = pool.shape
